@@ -1,0 +1,182 @@
+"""Examples from JSONL: load both common shapes, validate with jsonschema, split, check leakage.
+
+Accepted line shapes: OpenAI chat `{"messages": [...]}` and `{"instruction", "input", "output"}`.
+Every error names the file, the line and the field.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import jsonschema
+
+from harness.errors import TunegateError
+from harness.rubrics import Check, build_check
+
+Kind = Literal["train", "golden"]
+
+
+@dataclass(frozen=True)
+class Example:
+    """One conversation. For training the last message is the assistant's target; for golden
+    examples the messages are the prompt and `rubric` decides whether an output passes."""
+
+    id: str
+    messages: tuple[dict[str, str], ...]
+    origin: str  # "file:line", for error messages
+    meta: dict[str, Any] = field(default_factory=dict)
+    reference: str | None = None
+    rubric: tuple[Check, ...] = ()
+    critical: bool = False
+    slice: dict[str, Any] = field(default_factory=dict)
+
+    def prompt(self, system_prompt: str | None = None) -> list[dict[str, str]]:
+        """The messages a model answers: everything before a final assistant turn, with the
+        configured system prompt first when the example has none."""
+        msgs = list(self.messages)
+        if msgs and msgs[-1]["role"] == "assistant":
+            msgs = msgs[:-1]
+        if system_prompt and msgs[0]["role"] != "system":
+            msgs.insert(0, {"role": "system", "content": system_prompt})
+        return msgs
+
+    def target(self) -> str | None:
+        """The final assistant turn, if any."""
+        last = self.messages[-1]
+        return last["content"] if last["role"] == "assistant" else None
+
+
+@lru_cache(maxsize=1)
+def _validators() -> dict[str, jsonschema.Draft202012Validator]:
+    schema = json.loads(resources.files("harness").joinpath("schemas/example.schema.json").read_text())
+    return {
+        shape: jsonschema.Draft202012Validator({"$ref": f"#/$defs/{shape}", "$defs": schema["$defs"]})
+        for shape in ("chat", "instruction")
+    }
+
+
+def _field_path(error: jsonschema.ValidationError) -> str:
+    out = ""
+    for part in error.absolute_path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(record)"
+
+
+def _to_messages(record: dict) -> list[dict[str, str]]:
+    if "messages" in record:
+        return [dict(m) for m in record["messages"]]
+    user = record["instruction"] + (f"\n\n{record['input']}" if record.get("input") else "")
+    msgs = [{"role": "user", "content": user}]
+    if "output" in record:
+        msgs.append({"role": "assistant", "content": record["output"]})
+    return msgs
+
+
+def _parse_line(line: str, where: str, kind: Kind, base_dir: Path, fallback_id: str) -> Example:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise TunegateError(f"{where}: invalid JSON ({e.msg} at column {e.colno}); fix or remove the line") from None
+    if not isinstance(record, dict):
+        raise TunegateError(f"{where}: expected a JSON object, got {type(record).__name__}")
+    shape = "chat" if "messages" in record else "instruction" if "instruction" in record else None
+    if shape is None:
+        raise TunegateError(f"{where}: needs 'messages' (chat) or 'instruction' (+ 'input', 'output')")
+    error = jsonschema.exceptions.best_match(_validators()[shape].iter_errors(record))
+    if error is not None:
+        raise TunegateError(f"{where}: field '{_field_path(error)}': {error.message}")
+    messages = _to_messages(record)
+    if kind == "train":
+        if messages[-1]["role"] != "assistant" or not messages[-1]["content"].strip():
+            raise TunegateError(f"{where}: field 'messages': the last turn must be a non-empty assistant answer")
+    else:
+        if not record.get("rubric"):
+            raise TunegateError(f"{where}: field 'rubric': a golden example needs at least one check")
+    if not any(m["role"] == "user" for m in messages):
+        raise TunegateError(f"{where}: field 'messages': needs at least one user turn")
+    checks = []
+    for i, raw in enumerate(record.get("rubric", ())):
+        try:
+            checks.append(build_check(raw, base_dir))
+        except ValueError as e:
+            raise TunegateError(f"{where}: field 'rubric[{i}]': {e}") from None
+    reference = record.get("reference")
+    if reference is None and messages[-1]["role"] == "assistant":
+        reference = messages[-1]["content"]
+    return Example(
+        id=str(record.get("id", fallback_id)),
+        messages=tuple(messages),
+        origin=where,
+        meta=record.get("meta", {}),
+        reference=reference,
+        rubric=tuple(checks),
+        critical=record.get("critical", False),
+        slice=record.get("slice", {}),
+    )
+
+
+def load_jsonl(path: Path, kind: Kind = "train") -> list[Example]:
+    """Load and validate a JSONL file of examples; raise TunegateError naming file:line:field."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise TunegateError(f"{path}: file not found; check the path in the config") from None
+    except IsADirectoryError:
+        raise TunegateError(f"{path}: is a folder; point the config at a .jsonl file") from None
+    except UnicodeDecodeError as e:
+        raise TunegateError(f"{path}: not UTF-8 (byte {e.start}); re-save the file as UTF-8") from None
+    examples: list[Example] = []
+    seen: dict[str, str] = {}
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{lineno}"
+        ex = _parse_line(line, where, kind, path.parent, fallback_id=f"{path.stem}-{lineno}")
+        if ex.id in seen:
+            raise TunegateError(f"{where}: field 'id': duplicate id {ex.id!r} (first at {seen[ex.id]})")
+        seen[ex.id] = where
+        examples.append(ex)
+    if not examples:
+        raise TunegateError(f"{path}: no examples; the file is empty")
+    return examples
+
+
+def normalise(text: str) -> str:
+    """Case-, punctuation- and whitespace-insensitive form of a text, for duplicate detection."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    return " ".join(re.sub(r"[\W_]+", " ", text).split())
+
+
+def prompt_key(example: Example) -> str:
+    """What identifies an example's question: its normalised non-assistant turns."""
+    return normalise(" ".join(m["content"] for m in example.messages if m["role"] != "assistant"))
+
+
+def split_train_val(examples: list[Example], fraction: float, seed: int) -> tuple[list[Example], list[Example]]:
+    """Deterministic split by a seeded hash of each id, so it is stable under reordering of the file."""
+    ranked = sorted(examples, key=lambda e: hashlib.sha256(f"{seed}:{e.id}".encode()).hexdigest())
+    n_val = max(1, math.ceil(len(examples) * fraction))
+    val_ids = {e.id for e in ranked[:n_val]}
+    return [e for e in examples if e.id not in val_ids], [e for e in examples if e.id in val_ids]
+
+
+def check_leakage(train: list[Example], others: list[list[Example]]) -> None:
+    """Raise if any evaluation or val example asks the same thing as a training example."""
+    seen = {prompt_key(e): e for e in train}
+    for group in others:
+        for ex in group:
+            hit = seen.get(prompt_key(ex))
+            if hit is not None:
+                raise TunegateError(
+                    f"{ex.origin}: example {ex.id!r} leaks: the same prompt is in training data at {hit.origin}; "
+                    "remove it from one of the files"
+                )

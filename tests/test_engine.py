@@ -1,0 +1,81 @@
+"""The engine on a tiny random model: batching, caching, log-likelihood and adapter switching."""
+import pytest
+import torch
+
+from harness.cache import ResultCache
+from harness.engine import BASE, Engine
+from harness.models import load_model
+
+CONVS = [
+    [{"role": "user", "content": "My invoice is wrong."}],
+    [{"role": "user", "content": "How do I export a notebook to PDF from the web app today?"}],
+    [{"role": "user", "content": "Hi"}],
+    [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Sync is broken on my phone."}],
+    [{"role": "user", "content": "Please add dark mode to the web clipper."}],
+]
+
+
+@pytest.fixture()
+def engine(tiny_ref, tiny_tokenizer, tmp_path):
+    model = load_model(tiny_ref, "float32")
+    return Engine(model, tiny_tokenizer, tiny_ref, ResultCache(tmp_path / "cache.sqlite"), batch_size=2)
+
+
+def test_batched_generation_equals_one_at_a_time(engine):
+    batched = engine.generate(BASE, CONVS, max_new_tokens=12)
+    engine.cache = None
+    engine.batch_size = 1
+    single = [engine.generate(BASE, [c], max_new_tokens=12)[0] for c in CONVS]
+    assert batched == single
+    assert any(batched), "the tiny model should produce some text"
+
+
+def test_generation_is_cached_by_content(engine):
+    first = engine.generate(BASE, CONVS, max_new_tokens=8)
+    assert engine.stats.generated == len(CONVS) and engine.stats.cache_hits == 0
+    again = engine.generate(BASE, CONVS, max_new_tokens=8)
+    assert again == first and engine.stats.generated == len(CONVS) and engine.stats.cache_hits == len(CONVS)
+    engine.generate(BASE, CONVS, max_new_tokens=9)  # other settings: a different key
+    assert engine.stats.generated == 2 * len(CONVS)
+
+
+def test_loglikelihood_matches_a_naive_forward(engine):
+    pairs = [("The answer is", " billing"), ("Short", " a much longer continuation here"), ("x", " y")]
+    got = engine.loglikelihood(BASE, pairs)
+    tok, model = engine.tokenizer, engine.model
+    for (ctx, cont), (lp, greedy) in zip(pairs, got):
+        c = tok(ctx, add_special_tokens=False)["input_ids"]
+        t = tok(cont, add_special_tokens=False)["input_ids"]
+        ids = torch.tensor([c + t])
+        with torch.no_grad():
+            logp = torch.log_softmax(model(ids).logits.float(), -1)[0]
+        expected = sum(logp[len(c) - 1 + i, t[i]].item() for i in range(len(t)))
+        assert lp == pytest.approx(expected, abs=1e-4)
+        assert greedy == all(logp[len(c) - 1 + i].argmax().item() == t[i] for i in range(len(t)))
+
+
+def _random_adapter(tiny_ref, path, seed):
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(seed)
+    model = get_peft_model(load_model(tiny_ref), LoraConfig(r=4, target_modules=["q_proj", "v_proj", "down_proj"],
+                                                            init_lora_weights=False))
+    model.save_pretrained(path)
+    return path
+
+
+def test_adapters_switch_on_one_copy_of_the_base(engine, tiny_ref, tmp_path):
+    base_out = engine.generate(BASE, CONVS, max_new_tokens=10)
+    base_weight = engine.model.model.layers[0].self_attn.q_proj.weight
+    engine.add_adapter("candidate", _random_adapter(tiny_ref, tmp_path / "a1", 1), "fp-a1")
+    engine.add_adapter("champion", _random_adapter(tiny_ref, tmp_path / "a2", 2), "fp-a2")
+    cand = engine.generate("candidate", CONVS, max_new_tokens=10)
+    champ = engine.generate("champion", CONVS, max_new_tokens=10)
+    assert cand != base_out and champ != cand
+    # the base role is the same weights with adapters disabled, not a second model
+    assert engine.model.base_model.model.model.layers[0].self_attn.q_proj.base_layer.weight is base_weight
+    engine.cache = None
+    assert engine.generate(BASE, CONVS, max_new_tokens=10) == base_out
+    assert engine.loglikelihood("candidate", [("a", " b")]) != engine.loglikelihood(BASE, [("a", " b")])
+    with pytest.raises(KeyError):
+        engine.generate("nobody", CONVS[:1], 4)

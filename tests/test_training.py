@@ -1,0 +1,72 @@
+"""Training on the tiny model: PEFT output, metadata, content-addressed reuse, divergence guard."""
+import json
+import math
+
+import pytest
+
+from harness.config import TrainingConfig
+from harness.data import load_jsonl
+from harness.errors import TrainingDiverged
+from training.callbacks import NanGuard
+from training.sft import to_prompt_completion
+from training.store import adapter_key, get_or_train
+from tests.test_e2e_suites import TRAIN, VAL, write_jsonl
+
+CFG = TrainingConfig(epochs=1, batch_size=4, eval_steps=2, max_length=64, bf16=False,
+                     lora={"r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"]})
+
+
+@pytest.fixture()
+def data(tmp_path):
+    write_jsonl(tmp_path / "train.jsonl", TRAIN)
+    write_jsonl(tmp_path / "val.jsonl", VAL)
+    return load_jsonl(tmp_path / "train.jsonl"), load_jsonl(tmp_path / "val.jsonl")
+
+
+def test_train_store_and_reuse(tmp_path, tiny_ref, data):
+    train, val = data
+    store = tmp_path / "adapters"
+    a = get_or_train(store, tiny_ref, train, val, CFG, "Be brief.", {"train": "sha"})
+    assert a.trained_now
+    assert {"adapter_config.json", "adapter_model.safetensors", "tunegate.json"} <= {p.name for p in a.path.iterdir()}
+    meta = json.loads((a.path / "tunegate.json").read_text())
+    assert meta["base_model"]["fingerprint"] == tiny_ref.fingerprint
+    assert meta["data"]["train"] == "sha" and meta["data"]["train_examples"] == len(train)
+    assert meta["training"]["learning_rate"] == CFG.learning_rate
+    assert meta["loss_history"]["train"] and meta["loss_history"]["val"]
+    assert all(math.isfinite(v) for _, v in meta["loss_history"]["val"])
+    assert set(meta["libraries"]) >= {"torch", "transformers", "peft", "trl"}
+    assert json.loads((a.path / "adapter_config.json").read_text())["r"] == 4
+
+    again = get_or_train(store, tiny_ref, train, val, CFG, "Be brief.", {"train": "sha"})
+    assert not again.trained_now and again.fingerprint == a.fingerprint and again.path == a.path
+
+    forced = get_or_train(store, tiny_ref, train, val, CFG, "Be brief.", {"train": "sha"}, retrain=True)
+    assert forced.trained_now and forced.path == a.path
+    assert sorted(p.name for p in store.iterdir()) == [a.path.name]  # swapped in place, no leftovers
+
+
+def test_key_changes_with_every_input(tiny_ref, data):
+    train, val = data
+    k = adapter_key(tiny_ref, train, val, CFG, None)
+    assert k == adapter_key(tiny_ref, train, val, CFG, None)
+    assert k != adapter_key(tiny_ref, train[1:], val, CFG, None)
+    assert k != adapter_key(tiny_ref, train, val, CFG.model_copy(update={"learning_rate": 5e-3}), None)
+    assert k != adapter_key(tiny_ref, train, val, CFG, "system")
+
+
+def test_loss_is_on_the_final_assistant_turn_only(data):
+    train, _ = data
+    rec = to_prompt_completion(train[:1], "Be brief.")[0]
+    assert rec["prompt"][0] == {"role": "system", "content": "Be brief."}
+    assert [m["role"] for m in rec["completion"]] == ["assistant"]
+
+
+def test_nan_guard_aborts_with_a_clear_error():
+    from transformers import TrainerControl, TrainerState
+
+    state = TrainerState()
+    state.global_step = 7
+    NanGuard().on_log(None, state, TrainerControl(), logs={"loss": 1.0})
+    with pytest.raises(TrainingDiverged, match="loss = nan at step 7; lower training.learning_rate"):
+        NanGuard().on_log(None, state, TrainerControl(), logs={"loss": float("nan")})

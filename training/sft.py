@@ -1,0 +1,149 @@
+"""Supervised fine-tuning with LoRA on TRL's SFTTrainer.
+
+Examples become conversational prompt-completion records, so the loss covers only the final
+assistant turn. Val loss is computed during training, early stopping keeps the best checkpoint,
+and a non-finite loss aborts the run.
+"""
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.config import TrainingConfig
+from harness.data import Example
+from harness.errors import TrainingDiverged
+from harness.models import BaseModelRef, load_model
+from training.callbacks import LossHistory, NanGuard, Progress
+
+
+@dataclass(frozen=True)
+class TrainReport:
+    """What a training run leaves behind besides the adapter weights."""
+
+    train_loss: list[tuple[int, float]]
+    val_loss: list[tuple[int, float]]
+    best_val_loss: float | None
+    steps: int
+    seconds: float
+
+
+def to_prompt_completion(examples: list[Example], system_prompt: str | None) -> list[dict]:
+    """TRL's conversational prompt-completion shape: the loss is on the completion only."""
+    return [{"prompt": ex.prompt(system_prompt), "completion": [ex.messages[-1]]} for ex in examples]
+
+
+def sft_config(cfg: TrainingConfig, output_dir: Path, has_val: bool):
+    """Map tunegate's training section onto TRL's SFTConfig."""
+    import torch
+    from trl import SFTConfig
+
+    evaluate = {"eval_strategy": "steps", "eval_steps": cfg.eval_steps} if has_val else {"eval_strategy": "no"}
+    best = (
+        {
+            "save_strategy": "steps",
+            "save_steps": cfg.eval_steps,
+            "save_total_limit": 2,
+            "load_best_model_at_end": True,
+            "metric_for_best_model": "eval_loss",
+            "greater_is_better": False,
+        }
+        if has_val
+        else {"save_strategy": "no"}
+    )
+    return SFTConfig(
+        output_dir=str(output_dir),
+        learning_rate=cfg.learning_rate,
+        num_train_epochs=cfg.epochs,
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        lr_scheduler_type=cfg.lr_scheduler,
+        warmup_steps=cfg.warmup_ratio,  # transformers 5: a float < 1 is a ratio of total steps
+        max_length=cfg.max_length,
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        gradient_checkpointing=cfg.gradient_checkpointing,
+        bf16=cfg.bf16,
+        # transformers refuses bf16 without an accelerator unless told the CPU is intended.
+        use_cpu=not torch.cuda.is_available(),
+        logging_steps=max(1, min(10, cfg.eval_steps)),
+        report_to="none",
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        save_only_model=True,
+        **evaluate,
+        **best,
+    )
+
+
+def lora_config(cfg: TrainingConfig):
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=cfg.lora.r,
+        lora_alpha=cfg.lora.alpha,
+        lora_dropout=cfg.lora.dropout,
+        target_modules=list(cfg.lora.target_modules),
+        task_type="CAUSAL_LM",
+    )
+
+
+def train_lora(
+    base: BaseModelRef,
+    tokenizer,
+    train: list[Example],
+    val: list[Example],
+    cfg: TrainingConfig,
+    out_dir: Path,
+    system_prompt: str | None = None,
+    trust_remote_code: bool = False,
+) -> TrainReport:
+    """Train a LoRA adapter and save it (PEFT format) into `out_dir`."""
+    import time
+
+    import datasets
+    from datasets import Dataset
+    from transformers import EarlyStoppingCallback, PrinterCallback
+    from trl import SFTTrainer
+
+    datasets.disable_progress_bars()  # Progress prints one plain line per logged step instead
+
+    started = time.monotonic()
+    model = load_model(base, "float32", trust_remote_code)
+    history = LossHistory()
+    callbacks = [NanGuard(), history, Progress()]
+    if val:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
+    tokenizer.padding_side = "right"  # training pads on the right; the engine's copy pads left
+    with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=".checkpoints-") as ckpt:
+        trainer = SFTTrainer(
+            model=model,
+            args=sft_config(cfg, Path(ckpt), has_val=bool(val)),
+            train_dataset=Dataset.from_list(to_prompt_completion(train, system_prompt)),
+            eval_dataset=Dataset.from_list(to_prompt_completion(val, system_prompt)) if val else None,
+            processing_class=tokenizer,
+            peft_config=lora_config(cfg),
+            callbacks=callbacks,
+        )
+        trainer.remove_callback(PrinterCallback)
+        result = trainer.train()
+        if not _finite(result.training_loss):
+            raise TrainingDiverged(
+                f"training diverged: mean loss = {result.training_loss}; lower training.learning_rate"
+            )
+        trainer.model.save_pretrained(str(out_dir), safe_serialization=True)
+    best = trainer.state.best_metric
+    return TrainReport(
+        train_loss=history.train,
+        val_loss=history.val,
+        best_val_loss=float(best) if best is not None else None,
+        steps=trainer.state.global_step,
+        seconds=round(time.monotonic() - started, 1),
+    )
+
+
+def _finite(x: float) -> bool:
+    import math
+
+    return math.isfinite(x)

@@ -1,0 +1,158 @@
+"""Content-addressed adapter store: the same inputs reuse the stored adapter instead of training.
+
+The key covers the base-model fingerprint, the exact training and val examples, the training
+config and the library versions. A folder appears under its key only once complete (atomic
+rename), and `tunegate.json`, written inside before the rename, marks it as usable.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+from harness import atomic
+from harness.config import TrainingConfig
+from harness.data import Example
+from harness.errors import TunegateError
+from harness.fingerprints import file_sha256, json_sha256
+from harness.models import BaseModelRef, describe, load_tokenizer
+
+METADATA_FILE = "tunegate.json"
+LIBRARIES = ("torch", "transformers", "peft", "trl", "datasets", "accelerate")
+
+
+@dataclass(frozen=True)
+class StoredAdapter:
+    """An adapter on disk, ready for the engine."""
+
+    id: str
+    path: Path
+    fingerprint: str
+    metadata: dict
+    trained_now: bool = False
+
+
+def library_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "missing"
+    return out
+
+
+def examples_sha256(examples: list[Example]) -> str:
+    """Hash of exactly what training sees (the conversations, in order)."""
+    h = hashlib.sha256()
+    for ex in examples:
+        h.update(json.dumps(ex.messages, sort_keys=True, ensure_ascii=False).encode())
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+def adapter_key(base: BaseModelRef, train: list[Example], val: list[Example], cfg: TrainingConfig,
+                system_prompt: str | None) -> str:
+    payload = {
+        "base": base.fingerprint,
+        "train": examples_sha256(train),
+        "val": examples_sha256(val),
+        "training": cfg.model_dump(mode="json"),
+        "system_prompt": system_prompt,
+        "libraries": library_versions(),
+    }
+    return json_sha256(payload)
+
+
+def adapter_fingerprint(folder: Path) -> str:
+    """sha256 over an adapter's config and weights, for cache keys and the registry."""
+    h = hashlib.sha256()
+    for name in ("adapter_config.json", "adapter_model.safetensors"):
+        h.update(name.encode())
+        h.update(file_sha256(folder / name).encode())
+    return h.hexdigest()
+
+
+def open_external(path: Path) -> StoredAdapter:
+    """An adapter trained elsewhere (--adapter PATH), in standard PEFT format."""
+    path = Path(path).expanduser().resolve()
+    if not path.is_dir():
+        raise TunegateError(f"--adapter {path}: no such folder; pass a folder with adapter_config.json")
+    for name in ("adapter_config.json", "adapter_model.safetensors"):
+        if not (path / name).is_file():
+            raise TunegateError(f"--adapter {path}: missing {name}; expected a PEFT adapter saved with safetensors")
+    meta_file = path / METADATA_FILE
+    meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
+    fingerprint = adapter_fingerprint(path)
+    return StoredAdapter(id=meta.get("adapter_id", f"ext-{fingerprint[:12]}"), path=path, fingerprint=fingerprint,
+                         metadata=meta)
+
+
+def _load_stored(folder: Path) -> StoredAdapter | None:
+    meta_file = folder / METADATA_FILE
+    if not meta_file.is_file():
+        return None
+    meta = json.loads(meta_file.read_text())
+    return StoredAdapter(id=meta["adapter_id"], path=folder, fingerprint=meta["fingerprint"], metadata=meta)
+
+
+def get_or_train(
+    store: Path,
+    base: BaseModelRef,
+    train: list[Example],
+    val: list[Example],
+    cfg: TrainingConfig,
+    system_prompt: str | None,
+    data_hashes: dict[str, str],
+    retrain: bool = False,
+    trust_remote_code: bool = False,
+) -> StoredAdapter:
+    """Reuse the adapter trained on the same inputs, or train it now and store it atomically."""
+    from training.sft import train_lora
+
+    key = adapter_key(base, train, val, cfg, system_prompt)
+    final = store / key[:24]
+    if not retrain and (found := _load_stored(final)) is not None:
+        return found
+    # --retrain over an existing folder builds beside it and swaps, so the old one stays usable until then.
+    target = final.with_name(f"{final.name}.retrain") if final.exists() else final
+    with atomic.build_dir(target) as tmp:
+        report = train_lora(base, load_tokenizer(base, trust_remote_code), train, val, cfg, tmp,
+                            system_prompt, trust_remote_code)
+        fingerprint = adapter_fingerprint(tmp)
+        meta = {
+            "adapter_id": f"sft-{fingerprint[:12]}",
+            "key": key,
+            "fingerprint": fingerprint,
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "method": "lora",
+            "base_model": describe(base),
+            "data": {**data_hashes, "train_examples": len(train), "val_examples": len(val),
+                     "train_sha256": examples_sha256(train), "val_sha256": examples_sha256(val)},
+            "system_prompt": system_prompt,
+            "training": cfg.model_dump(mode="json"),
+            "loss_history": {"train": report.train_loss, "val": report.val_loss},
+            "best_val_loss": report.best_val_loss,
+            "steps": report.steps,
+            "train_seconds": report.seconds,
+            "libraries": library_versions(),
+        }
+        atomic.write_json(tmp / METADATA_FILE, meta)
+    if target != final:
+        _swap(target, final)
+    return StoredAdapter(id=meta["adapter_id"], path=final, fingerprint=fingerprint, metadata=meta, trained_now=True)
+
+
+def _swap(new: Path, final: Path) -> None:
+    old = final.with_name(f".{final.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    os.rename(final, old)
+    os.rename(new, final)
+    shutil.rmtree(old, ignore_errors=True)
+
