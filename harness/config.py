@@ -55,8 +55,9 @@ class LoraConfig(_Section):
         0.0, ge=0, lt=1, description="Dropout on the LoRA branch. 0 skips the op: 27% faster steps on CPU."
     )
     target_modules: tuple[str, ...] = Field(
-        ("q_proj", "k_proj", "v_proj", "o_proj"),
-        description="Module names that get LoRA adapters. Attention-only trains 1.3x faster than all linear layers.",
+        ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
+        description="Module names that get LoRA adapters. All linear layers learn the demo task much better "
+        "per step than attention-only, which is 1.3x faster per step.",
     )
 
 
@@ -71,7 +72,7 @@ class TrainingConfig(_Section):
     warmup_ratio: float = Field(0.05, ge=0, lt=1, description="Share of steps spent warming up the learning rate.")
     max_length: int = Field(384, ge=16, description="Token limit per training example; longer ones are truncated.")
     seed: int = Field(42, description="Seed for data order, LoRA init and the train/val split.")
-    eval_steps: int = Field(25, ge=1, description="Val loss is computed every this many optimizer steps.")
+    eval_steps: int = Field(30, ge=1, description="Val loss is computed every this many optimizer steps.")
     early_stopping_patience: int = Field(
         3, ge=1, description="Stop after this many val evaluations without improvement; the best checkpoint is kept."
     )
@@ -95,7 +96,9 @@ class GoldenGates(_Section):
 class GoldenSuite(_Section):
     enabled: bool = Field(True, description="Run the golden suite (and let it gate promotion).")
     path: Path = Field(Path("fixtures/demo/golden.jsonl"), description="Golden examples with rubrics (JSONL).")
-    max_new_tokens: int = Field(96, ge=1, le=4096, description="Generation budget per answer.")
+    max_new_tokens: int = Field(
+        72, ge=1, le=4096, description="Generation budget per answer (the demo's longest reference is 56 tokens)."
+    )
     gates: GoldenGates = Field(default_factory=GoldenGates, description="Golden-suite gate thresholds.")
 
 

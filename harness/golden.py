@@ -1,15 +1,11 @@
 """The golden suite's logic: generate each role's answers, score them with the rubrics, gate.
 
-What one failing example means: a `critical: true` example that fails is a failed test and
-blocks promotion through the `golden.critical` gate. Any other failing example shows as xfail
-with the failed checks as its reason and counts toward the aggregate gates (pass-rate bar and
-non-inferiority against base and champion), which decide promotion.
+What a failing example means is decided in suites/test_golden.py: critical ones fail hard and
+block through the `golden.critical` gate; the others are xfail and count toward the aggregate gates.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import pytest
 
 from harness import metrics
 from harness.data import Example
@@ -79,14 +75,3 @@ def gate(name: str, outcome: GoldenOutcome, session) -> GateResult:
         failed = [ex.id for ex in critical if not outcome.records["candidate"][ex.id]["passed"]]
         return all_pass_gate(full, SUITE, failed, len(critical))
     raise KeyError(f"unknown golden gate {name!r}")
-
-
-def check_example(example: Example, outcome: GoldenOutcome) -> None:
-    """Pass, xfail (non-critical failure, with its reason) or fail (critical failure)."""
-    rec = outcome.records["candidate"][example.id]
-    if rec["passed"]:
-        return
-    message = f"{rec['reason']} | output: {rec['output'][:200]!r}"
-    if example.critical:
-        pytest.fail(f"critical example failed: {message}", pytrace=False)
-    pytest.xfail(message)

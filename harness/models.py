@@ -112,7 +112,9 @@ def load_model(ref: BaseModelRef, dtype: str = "float32", trust_remote_code: boo
     """Load the base model weights (safetensors only) for evaluation or training."""
     import torch
     from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # a per-tensor bar is noise in test and CI logs
     try:
         model = AutoModelForCausalLM.from_pretrained(
             ref.source,

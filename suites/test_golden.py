@@ -16,7 +16,14 @@ def outcome(tunegate_run, engine):
 
 
 def test_example(example, outcome):
-    golden.check_example(example, outcome)
+    """Pass; or xfail with the failed checks (counts toward the gates); or fail if critical."""
+    rec = outcome.records["candidate"][example.id]
+    if rec["passed"]:
+        return
+    message = f"{rec['reason']} | output: {rec['output'][:200]!r}"
+    if example.critical:
+        pytest.fail(f"critical example failed: {message}", pytrace=False)
+    pytest.xfail(message)
 
 
 @pytest.mark.parametrize("gate", SUITES["golden"].gates)

@@ -38,6 +38,9 @@ def sft_config(cfg: TrainingConfig, output_dir: Path, has_val: bool):
     import torch
     from trl import SFTConfig
 
+    # transformers 5 renamed gradient_checkpointing; TRL still defaults the old name to True.
+    checkpointing = "activation_checkpointing" if "activation_checkpointing" in SFTConfig.__dataclass_fields__ \
+        else "gradient_checkpointing"
     evaluate = {"eval_strategy": "steps", "eval_steps": cfg.eval_steps} if has_val else {"eval_strategy": "no"}
     best = (
         {
@@ -63,7 +66,6 @@ def sft_config(cfg: TrainingConfig, output_dir: Path, has_val: bool):
         max_length=cfg.max_length,
         seed=cfg.seed,
         data_seed=cfg.seed,
-        gradient_checkpointing=cfg.gradient_checkpointing,
         bf16=cfg.bf16,
         # transformers refuses bf16 without an accelerator unless told the CPU is intended.
         use_cpu=not torch.cuda.is_available(),
@@ -72,6 +74,7 @@ def sft_config(cfg: TrainingConfig, output_dir: Path, has_val: bool):
         disable_tqdm=True,
         dataloader_num_workers=0,
         save_only_model=True,
+        **{checkpointing: cfg.gradient_checkpointing},
         **evaluate,
         **best,
     )
