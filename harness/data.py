@@ -36,6 +36,7 @@ class Example:
     reference: str | None = None
     rubric: tuple[Check, ...] = ()
     critical: bool = False
+    critical_checks: tuple[int, ...] = ()  # rubric indices marked "critical": true
     slice: dict[str, Any] = field(default_factory=dict)
 
     def prompt(self, system_prompt: str | None = None) -> list[dict[str, str]]:
@@ -47,6 +48,11 @@ class Example:
         if system_prompt and msgs[0]["role"] != "system":
             msgs.insert(0, {"role": "system", "content": system_prompt})
         return msgs
+
+    def must_pass(self) -> tuple[int, ...]:
+        """Indices of the rubric checks whose failure fails the example hard: all of them for a
+        critical example, else the checks marked critical."""
+        return tuple(range(len(self.rubric))) if self.critical else self.critical_checks
 
     def target(self) -> str | None:
         """The final assistant turn, if any."""
@@ -119,6 +125,7 @@ def _parse_line(line: str, where: str, kind: Kind, base_dir: Path, fallback_id: 
         reference=reference,
         rubric=tuple(checks),
         critical=record.get("critical", False),
+        critical_checks=tuple(i for i, raw in enumerate(record.get("rubric", ())) if raw.get("critical")),
         slice=record.get("slice", {}),
     )
 

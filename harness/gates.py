@@ -85,5 +85,6 @@ def all_pass_gate(name: str, suite: str, failed_ids: list[str], total: int) -> G
     shown = ", ".join(failed_ids[:5]) + (" ..." if len(failed_ids) > 5 else "")
     return GateResult(
         name, suite, "all_pass", passed, round(1 - len(failed_ids) / total, 4) if total else 1.0, threshold=1.0,
-        detail=f"{total - len(failed_ids)}/{total} critical examples pass" + (f"; failed: {shown}" if shown else ""),
+        detail=f"{total - len(failed_ids)}/{total} examples pass their critical checks"
+        + (f"; failed: {shown}" if shown else ""),
     )

@@ -1,7 +1,8 @@
 """The golden suite's logic: generate each role's answers, score them with the rubrics, gate.
 
-What a failing example means is decided in suites/test_golden.py: critical ones fail hard and
-block through the `golden.critical` gate; the others are xfail and count toward the aggregate gates.
+What a failing example means is decided in suites/test_golden.py: one whose critical checks fail
+fails hard and blocks through the `golden.critical` gate; any other failure is xfail and counts
+toward the aggregate gates.
 """
 from __future__ import annotations
 
@@ -40,10 +41,11 @@ def evaluate(session) -> GoldenOutcome:
         outputs = engine.generate(engine_role, prompts, cfg.max_new_tokens)
         by_id = {}
         for ex, prompt, out in zip(examples, prompts, outputs):
-            s = score(ex.rubric, out, ex.reference)
+            s = score(ex.rubric, out, ex.reference, ex.must_pass())
             by_id[ex.id] = example_record(
                 suite=SUITE, example_id=ex.id, role=role, prompt=prompt, output=out, passed=s.passed,
-                scores=s.as_dict(), slice=ex.slice, critical=ex.critical, reason=s.reason(),
+                scores=s.as_dict(), slice=ex.slice, critical=bool(ex.must_pass()), critical_failed=s.critical_failed,
+                reason=s.reason(),
             )
         records[role] = by_id
         session.records.extend(by_id.values())
@@ -71,7 +73,7 @@ def gate(name: str, outcome: GoldenOutcome, session) -> GateResult:
         role = name.removeprefix("noninferior_")
         return noninferiority_gate(full, SUITE, candidate, outcome.outcomes(role), role, g.margin, g.alpha)
     if name == "critical":
-        critical = [ex for ex in outcome.examples if ex.critical]
-        failed = [ex.id for ex in critical if not outcome.records["candidate"][ex.id]["passed"]]
+        critical = [ex for ex in outcome.examples if ex.must_pass()]
+        failed = [ex.id for ex in critical if outcome.records["candidate"][ex.id]["critical_failed"]]
         return all_pass_gate(full, SUITE, failed, len(critical))
     raise KeyError(f"unknown golden gate {name!r}")

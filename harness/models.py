@@ -49,7 +49,10 @@ def convert_gguf(gguf: Path, out_dir: Path) -> Path:
     if (out_dir / FINGERPRINT_FILE).is_file():
         return out_dir
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()
+    print(f"tunegate: converting the bundled GGUF into {out_dir} (once)", flush=True)
     digest = file_sha256(gguf)
     with atomic.build_dir(out_dir) as tmp:
         kwargs = {"gguf_file": gguf.name}
@@ -88,6 +91,8 @@ def resolve_base(spec: str, workspace: Path, revision: str | None = None) -> Bas
         return BaseModelRef(str(folder), local_fingerprint(folder))
     path = Path(spec).expanduser()
     if path.exists() or spec.startswith((".", "/", "~")):
+        if not path.is_dir():
+            raise TunegateError(f"model.base = {spec!r}: no such folder; fix the path or use a hub id")
         if not (path / "config.json").is_file():
             raise TunegateError(f"model.base = {spec!r}: no config.json in that folder; point it at a saved model")
         return BaseModelRef(str(path.resolve()), local_fingerprint(path))

@@ -25,10 +25,13 @@ def validate(results: dict) -> None:
 
 
 def example_record(*, suite: str, example_id: str, role: str, prompt: list[dict], output: str, passed: bool,
-                   scores: dict, slice: dict, critical: bool = False, reason: str = "") -> dict:
-    """One per-example row: what a role answered to one item, and how it scored."""
+                   scores: dict, slice: dict, critical: bool = False, critical_failed: bool = False,
+                   reason: str = "") -> dict:
+    """One per-example row: what a role answered to one item, and how it scored. `critical` says the
+    example has must-pass checks; `critical_failed` that one of them failed."""
     return {"suite": suite, "example_id": example_id, "role": role, "prompt": prompt, "output": output,
-            "passed": passed, "scores": scores, "slice": slice, "critical": critical, "reason": reason}
+            "passed": passed, "scores": scores, "slice": slice, "critical": critical,
+            "critical_failed": critical_failed, "reason": reason}
 
 
 def write(reports_dir: Path, run_id: str, results: dict) -> Path:

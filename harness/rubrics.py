@@ -31,6 +31,7 @@ class Score:
 
     passed: bool
     checks: tuple[CheckResult, ...]
+    critical_failed: bool = False  # a check marked critical (or any check of a critical example) failed
 
     def reason(self) -> str:
         """The failed checks, for an xfail reason or a report row."""
@@ -164,7 +165,8 @@ def build_check(raw: dict, base_dir: Path) -> Check:
     raise ValueError(f"unknown check type {kind!r}")
 
 
-def score(checks: tuple[Check, ...], output: str, reference: str | None) -> Score:
-    """Run every check of a rubric on one output."""
+def score(checks: tuple[Check, ...], output: str, reference: str | None, critical: tuple[int, ...] = ()) -> Score:
+    """Run every check of a rubric on one output; `critical` holds the indices of must-pass checks."""
     results = tuple(check(output, reference) for check in checks)
-    return Score(passed=all(r.passed for r in results), checks=results)
+    return Score(passed=all(r.passed for r in results), checks=results,
+                 critical_failed=any(not results[i].passed for i in critical))

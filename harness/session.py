@@ -20,7 +20,7 @@ from harness.data import Example, check_leakage, load_jsonl, split_train_val
 from harness.engine import BASE, Engine
 from harness.fingerprints import file_sha256, json_sha256
 from harness.gates import GateResult
-from harness.models import BaseModelRef, describe, load_model, load_tokenizer, resolve_base
+from harness.models import BUNDLED, BaseModelRef, bundled_gguf, describe, load_model, load_tokenizer, resolve_base
 from harness.registry import Registry
 from harness.suites import SUITES
 
@@ -105,6 +105,10 @@ class RunSession:
         train, val = self.splits
         evaluation = [self.suite_examples(s) for s in self.enabled_suites()]
         check_leakage(train, [val, *evaluation])
+        if self.config.model.base == BUNDLED:
+            bundled_gguf()  # the package is there; conversion waits until a model is needed
+        else:
+            self.base  # a local folder is checked (and fingerprinted) now; a hub id resolves lazily
         if self.adapter_path is not None:
             from training.store import open_external
 

@@ -1,6 +1,7 @@
 """Golden set: one test per example on the candidate, then the gates that decide promotion.
 
-A failing non-critical example is xfail (it counts toward the gates); a failing critical one fails.
+An example fails hard when a critical check fails (every check of a `critical: true` example, or
+a check marked `"critical": true`); any other failure is xfail and counts toward the gates.
 """
 import pytest
 
@@ -16,12 +17,12 @@ def outcome(tunegate_run, engine):
 
 
 def test_example(example, outcome):
-    """Pass; or xfail with the failed checks (counts toward the gates); or fail if critical."""
+    """Pass; or fail if a critical check failed; or xfail with the failed checks."""
     rec = outcome.records["candidate"][example.id]
     if rec["passed"]:
         return
     message = f"{rec['reason']} | output: {rec['output'][:200]!r}"
-    if example.critical:
+    if rec["critical_failed"]:
         pytest.fail(f"critical example failed: {message}", pytrace=False)
     pytest.xfail(message)
 

@@ -17,7 +17,7 @@ def test_default_config_loads_and_resolves_paths(repo_root):
     cfg = load_config(repo_root / "tunegate.toml")
     assert cfg.model.base == "bundled"
     assert cfg.path(cfg.data.train) == repo_root / "fixtures/demo/train.jsonl"
-    assert cfg.suites.golden.gates.min_pass_rate == 0.7
+    assert cfg.suites.golden.gates.min_pass_rate == 0.6
 
 
 def test_empty_file_gives_documented_defaults(tmp_path):

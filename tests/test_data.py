@@ -105,3 +105,10 @@ def test_split_is_deterministic_and_order_independent(tmp_path):
     train2, val2 = split_train_val(list(reversed(exs)), 0.2, seed=1)
     assert {e.id for e in val} == {e.id for e in val2}
     assert {e.id for e in split_train_val(exs, 0.2, seed=2)[1]} != {e.id for e in val}
+
+
+def test_critical_flags_per_example_and_per_check(tmp_path):
+    rubric = [{"type": "contains", "value": "a", "critical": True}, {"type": "contains", "value": "b"}]
+    per_check, whole = load_jsonl(jsonl(tmp_path, [{**GOLDEN, "rubric": rubric},
+                                                   {**GOLDEN, "id": "h", "critical": True, "rubric": rubric}]), kind="golden")
+    assert per_check.must_pass() == (0,) and whole.must_pass() == (0, 1)

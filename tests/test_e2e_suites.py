@@ -159,6 +159,7 @@ def test_external_adapter_is_evaluated_without_training(pytester, tiny_model_dir
         ("unknown_key", r"ERROR: .*tunegate\.toml: unknown key 'training\.learnig_rate'; did you mean 'learning_rate'\?"),
         ("leaked_golden", r"ERROR: .*data/golden\.jsonl:1: example 'leak' leaks: .*data/train\.jsonl:1"),
         ("missing_adapter", r"ERROR: --adapter .*no-such-adapter: no such folder"),
+        ("missing_base_model", r"ERROR: model.base = './no-model': no such folder"),
     ],
 )
 def test_bad_input_is_one_clear_line_and_writes_nothing(pytester, tiny_model_dir, repo_root, case, expected):
@@ -179,6 +180,9 @@ def test_bad_input_is_one_clear_line_and_writes_nothing(pytester, tiny_model_dir
         write_jsonl(root / "data" / "golden.jsonl", [leak])
     elif case == "missing_adapter":
         args = ["--adapter", str(root / "no-such-adapter")]
+    elif case == "missing_base_model":
+        (root / "tunegate.toml").write_text((root / "tunegate.toml").read_text().replace(
+            f'base = "{tiny_model_dir}"', 'base = "./no-model"'))
     result, out = run(pytester, *args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR, out
     result.stderr.re_match_lines([expected])

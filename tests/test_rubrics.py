@@ -55,3 +55,11 @@ def test_score_combines_checks():
     assert not s.passed and s.reason() == "contains[b]: missing 'b'"
     assert s.as_dict() == {"contains[a]": True, "contains[b]": False}
     assert score(checks, "a and b", None).passed
+
+
+def test_critical_checks_fail_hard_only_when_they_fail():
+    checks = (build_check({"type": "contains", "value": "{"}, None), build_check({"type": "contains", "value": "x"}, None))
+    soft = score(checks, "{ nothing", None, critical=(0,))
+    assert not soft.passed and not soft.critical_failed
+    hard = score(checks, "x only", None, critical=(0,))
+    assert not hard.passed and hard.critical_failed

@@ -48,4 +48,4 @@ def test_noninferiority_blocks_only_a_significant_drop_beyond_margin():
 def test_all_pass_gate():
     assert all_pass_gate("s.critical", "s", [], 5).passed
     g = all_pass_gate("s.critical", "s", ["a", "b"], 5)
-    assert g.passed is False and "failed: a, b" in g.detail
+    assert g.passed is False and "failed: a, b" in g.detail and "3/5" in g.detail
