@@ -43,3 +43,70 @@ def mcnemar_exact(candidate: list[bool], baseline: list[bool]) -> McNemar:
     p_worse = binom_cdf_upper(b, n)
     p_two = min(1.0, 2 * min(binom_cdf_upper(b, n), binom_cdf_upper(c, n)))
     return McNemar(b, c, p_worse, p_two)
+
+
+def normal_sf(z: float) -> float:
+    """P(Z > z) for a standard normal."""
+    return 0.5 * math.erfc(z / math.sqrt(2))
+
+
+def clustered_se(values: list[float], clusters: list) -> float:
+    """Cluster-robust standard error of the mean of `values`.
+
+    The CR1 sandwich estimator for an intercept-only model, with the small-sample factor
+    G/(G-1) (as Stata and statsmodels' OLS `cov_type="cluster"` use). With one item per
+    cluster it reduces to the ordinary standard error s/sqrt(n).
+    """
+    if len(values) != len(clusters):
+        raise ValueError(f"values and clusters differ in length: {len(values)} vs {len(clusters)}")
+    n = len(values)
+    mean = sum(values) / n
+    sums: dict = {}
+    for v, g in zip(values, clusters):
+        sums[g] = sums.get(g, 0.0) + (v - mean)
+    g_count = len(sums)
+    if g_count < 2:
+        raise ValueError("a clustered standard error needs at least two clusters")
+    meat = sum(s * s for s in sums.values())
+    return math.sqrt(g_count / (g_count - 1) * meat) / n
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """Mean of candidate - baseline over the same items, with its uncertainty."""
+
+    diff: float
+    se: float | None
+    ci: tuple[float, float]
+    p_worse: float  # one-sided p-value for H1: diff < -margin (worse than the baseline beyond the margin)
+
+
+def paired_clustered_test(candidate: list[float], baseline: list[float], clusters: list,
+                          margin: float = 0.0) -> PairedDifference:
+    """Paired difference with a cluster-robust SE (e.g. clustered by MMLU subject). `p_worse` is the
+    one-sided normal-approximation p-value for H1: diff < -margin; small means a real regression."""
+    if len(candidate) != len(baseline):
+        raise ValueError(f"paired outcomes differ in length: {len(candidate)} vs {len(baseline)}")
+    diffs = [float(c) - float(b) for c, b in zip(candidate, baseline)]
+    mean = sum(diffs) / len(diffs)
+    se = clustered_se(diffs, clusters)
+    if se == 0:
+        return PairedDifference(mean, 0.0, (mean, mean), 0.0 if mean < -margin else 1.0)
+    z = (mean + margin) / se
+    half = 1.959963984540054 * se
+    return PairedDifference(mean, se, (mean - half, mean + half), 1 - normal_sf(z))
+
+
+def paired_bootstrap_ci(candidate: list[float], baseline: list[float], *, n_resamples: int = 2000,
+                        confidence: float = 0.95, seed: int = 0) -> tuple[float, tuple[float, float]]:
+    """Mean of candidate - baseline and its percentile bootstrap CI, resampling items (pairs)."""
+    import numpy as np
+
+    diffs = np.asarray(candidate, dtype=float) - np.asarray(baseline, dtype=float)
+    if diffs.size == 0:
+        raise ValueError("no paired items")
+    rng = np.random.default_rng(seed)
+    means = diffs[rng.integers(0, diffs.size, size=(n_resamples, diffs.size))].mean(axis=1)
+    tail = (1 - confidence) / 2 * 100
+    lo, hi = np.percentile(means, [tail, 100 - tail])
+    return float(diffs.mean()), (float(lo), float(hi))

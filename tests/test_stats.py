@@ -1,7 +1,7 @@
 import pytest
 
 from harness.gates import absolute_gate, all_pass_gate, noninferiority_gate
-from harness.stats import mcnemar_exact, wilson_interval
+from harness.stats import clustered_se, mcnemar_exact, paired_bootstrap_ci, paired_clustered_test, wilson_interval
 
 
 def test_wilson_known_values():
@@ -49,3 +49,48 @@ def test_all_pass_gate():
     assert all_pass_gate("s.critical", "s", [], 5).passed
     g = all_pass_gate("s.critical", "s", ["a", "b"], 5)
     assert g.passed is False and "failed: a, b" in g.detail and "3/5" in g.detail
+
+
+# Reference values below were computed with statsmodels 0.15.0 and scipy 1.17.1.
+
+def test_wilson_matches_statsmodels():
+    lo, hi = wilson_interval(37, 50)  # proportion_confint(37, 50, method="wilson")
+    assert (lo, hi) == pytest.approx((0.6044684273515116, 0.841284725064476), abs=1e-12)
+
+
+def test_mcnemar_matches_statsmodels():
+    t = mcnemar_exact([False] * 7 + [True] * 1 + [True] * 30 + [False] * 5,
+                      [True] * 7 + [False] * 1 + [True] * 30 + [False] * 5)
+    assert t.p_two_sided == pytest.approx(0.0703125, abs=1e-12)  # mcnemar([[30, 7], [1, 5]], exact=True)
+
+
+Y = [1, 0, 1, 1, 0, 1, 0, 0, 1, 1, 1, 0]
+G = [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3]
+
+
+def test_clustered_se_matches_statsmodels_ols_cluster():
+    # OLS(y, ones).fit(cov_type="cluster", cov_kwds={"groups": g}).bse[0]
+    assert clustered_se(Y, G) == pytest.approx(0.08333333333333337, abs=1e-12)
+    # one item per cluster: the ordinary standard error s / sqrt(n) (0.1486470975026408)
+    assert clustered_se(Y, list(range(len(Y)))) == pytest.approx(0.1486470975026408, abs=1e-12)
+    with pytest.raises(ValueError, match="two clusters"):
+        clustered_se([1.0, 0.0], ["a", "a"])
+
+
+def test_paired_clustered_test_matches_statsmodels():
+    cand = [1, 1, 0, 1, 0, 1, 1, 0, 1, 1, 0, 1]
+    t = paired_clustered_test(cand, Y, G, margin=0.05)
+    assert t.diff == pytest.approx(0.08333333333333336) and t.se == pytest.approx(0.08333333333333336)
+    assert t.p_worse == pytest.approx(0.945200708300442, abs=1e-9)  # norm.cdf((diff + margin) / se)
+    worse = paired_clustered_test(Y, [1] * 12, G, margin=0.05)
+    assert worse.diff < -0.05 and worse.p_worse < 0.05
+
+
+def test_paired_bootstrap_matches_scipy():
+    cand = [((i * 37) % 101) / 100 for i in range(300)]
+    base = [((i * 53) % 97) / 100 for i in range(300)]
+    mean, (lo, hi) = paired_bootstrap_ci(cand, base, n_resamples=20000)
+    # scipy.stats.bootstrap(..., method="percentile", n_resamples=50000): (-0.02247, 0.06543)
+    assert mean == pytest.approx(0.021466666666666665)
+    assert lo == pytest.approx(-0.02247, abs=0.003) and hi == pytest.approx(0.06543, abs=0.003)
+    assert paired_bootstrap_ci(cand, base, seed=3) == paired_bootstrap_ci(cand, base, seed=3)
