@@ -137,9 +137,11 @@ class Engine:
         tok = self.tokenizer
         seqs = []
         for context, continuation in pairs:
-            ctx = tok(context, add_special_tokens=False)["input_ids"]
-            cont = tok(continuation, add_special_tokens=False)["input_ids"]
-            seqs.append((ctx + cont, len(cont)))
+            # As lm-evaluation-harness does: tokenize the whole text and take the continuation as
+            # what follows the context's tokens, so a merge across the boundary is scored as text.
+            whole = tok(context + continuation, add_special_tokens=False)["input_ids"]
+            n_ctx = len(tok(context, add_special_tokens=False)["input_ids"])
+            seqs.append((whole, max(1, len(whole) - n_ctx)))
         order = sorted(range(len(seqs)), key=lambda i: -len(seqs[i][0]))
         out: list[list] = [[0.0, False]] * len(seqs)
         pad = tok.pad_token_id

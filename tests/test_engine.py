@@ -44,9 +44,10 @@ def test_loglikelihood_matches_a_naive_forward(engine):
     got = engine.loglikelihood(BASE, pairs)
     tok, model = engine.tokenizer, engine.model
     for (ctx, cont), (lp, greedy) in zip(pairs, got):
-        c = tok(ctx, add_special_tokens=False)["input_ids"]
-        t = tok(cont, add_special_tokens=False)["input_ids"]
-        ids = torch.tensor([c + t])
+        whole = tok(ctx + cont, add_special_tokens=False)["input_ids"]
+        n_ctx = len(tok(ctx, add_special_tokens=False)["input_ids"])
+        c, t = whole[:n_ctx], whole[n_ctx:]
+        ids = torch.tensor([whole])
         with torch.no_grad():
             logp = torch.log_softmax(model(ids).logits.float(), -1)[0]
         expected = sum(logp[len(c) - 1 + i, t[i]].item() for i in range(len(t)))
