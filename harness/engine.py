@@ -141,27 +141,38 @@ class Engine:
             # what follows the context's tokens, so a merge across the boundary is scored as text.
             whole = tok(context + continuation, add_special_tokens=False)["input_ids"]
             n_ctx = len(tok(context, add_special_tokens=False)["input_ids"])
-            seqs.append((whole, max(1, len(whole) - n_ctx)))
-        order = sorted(range(len(seqs)), key=lambda i: -len(seqs[i][0]))
+            seqs.append((whole, max(1, min(len(whole) - 1, len(whole) - n_ctx))))
+        # Requests with the same model input share one forward pass: the four single-token
+        # letter answers of a multiple-choice question all read the logits after its context.
+        shared: dict[tuple[int, ...], list[int]] = {}
+        for i, (whole, _) in enumerate(seqs):
+            shared.setdefault(tuple(whole[:-1]), []).append(i)
+        inputs = sorted(shared, key=len, reverse=True)
         out: list[list] = [[0.0, False]] * len(seqs)
-        pad = tok.pad_token_id
         with self._as(role):
-            for start in range(0, len(order), self.batch_size):
-                idx = order[start : start + self.batch_size]
-                width = max(len(seqs[i][0]) for i in idx) - 1
-                ids = torch.full((len(idx), width), pad, dtype=torch.long)
-                mask = torch.zeros((len(idx), width), dtype=torch.long)
-                for row, i in enumerate(idx):
-                    inp = seqs[i][0][:-1]  # right padding: positions line up with the targets
-                    ids[row, : len(inp)] = torch.tensor(inp)
-                    mask[row, : len(inp)] = 1
-                logprobs = torch.log_softmax(self.model(input_ids=ids, attention_mask=mask).logits.float(), dim=-1)
-                for row, i in enumerate(idx):
-                    full, n_cont = seqs[i]
-                    targets = torch.tensor(full[-n_cont:])
-                    lp = logprobs[row, len(full) - 1 - n_cont : len(full) - 1]
-                    total = lp.gather(1, targets[:, None]).sum().item()
-                    greedy = bool((lp.argmax(-1) == targets).all())
-                    out[i] = [total, greedy]
+            for start in range(0, len(inputs), self.batch_size):
+                batch = inputs[start : start + self.batch_size]
+                keep = max(seqs[i][1] for inp in batch for i in shared[inp])
+                # Left padding puts every row's scored positions at the end, so only the last
+                # `keep` positions' logits are computed (a 49k vocabulary makes the rest costly).
+                logits = self._forward_tail(batch, keep)
+                for row, inp in enumerate(batch):
+                    for i in shared[inp]:
+                        whole, n_cont = seqs[i]
+                        targets = torch.tensor(whole[-n_cont:])
+                        lp = torch.log_softmax(logits[row, keep - n_cont :].float(), dim=-1)
+                        total = lp.gather(1, targets[:, None]).sum().item()
+                        out[i] = [total, bool((lp.argmax(-1) == targets).all())]
         self.stats.scored += len(seqs)
         return out
+
+    def _forward_tail(self, rows: list[tuple[int, ...]], keep: int) -> torch.Tensor:
+        """Logits of the last `keep` positions of each left-padded row: [rows, keep, vocab]."""
+        width = max(len(r) for r in rows)
+        ids = torch.full((len(rows), width), self.tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for n, r in enumerate(rows):
+            ids[n, width - len(r) :] = torch.tensor(r)
+            mask[n, width - len(r) :] = 1
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        return self.model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=keep).logits

@@ -39,8 +39,16 @@ def test_generation_is_cached_by_content(engine):
     assert engine.stats.generated == 2 * len(CONVS)
 
 
-def test_loglikelihood_matches_a_naive_forward(engine):
-    pairs = [("The answer is", " billing"), ("Short", " a much longer continuation here"), ("x", " y")]
+@pytest.mark.parametrize("pairs, forward_rows", [
+    ([("The answer is", " billing"), ("Short", " a much longer continuation here"), ("x", " y")], 3),
+    # the four single-token letters of a question share one forward row
+    ([("Which is a river?\nA. Nile\nB. Alps\nAnswer:", f" {letter}") for letter in "ABCD"]
+     + [("Another, longer question about geography?\nAnswer:", " B")], 2),
+])
+def test_loglikelihood_matches_a_naive_forward(engine, pairs, forward_rows, monkeypatch):
+    rows = []
+    forward = engine._forward_tail
+    monkeypatch.setattr(engine, "_forward_tail", lambda batch, keep: rows.extend(batch) or forward(batch, keep))
     got = engine.loglikelihood(BASE, pairs)
     tok, model = engine.tokenizer, engine.model
     for (ctx, cont), (lp, greedy) in zip(pairs, got):
@@ -53,6 +61,7 @@ def test_loglikelihood_matches_a_naive_forward(engine):
         expected = sum(logp[len(c) - 1 + i, t[i]].item() for i in range(len(t)))
         assert lp == pytest.approx(expected, abs=1e-4)
         assert greedy == all(logp[len(c) - 1 + i].argmax().item() == t[i] for i in range(len(t)))
+    assert len(rows) == forward_rows
 
 
 def _random_adapter(tiny_ref, path, seed):
