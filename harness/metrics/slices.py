@@ -1,0 +1,33 @@
+"""Slice analysis: pass rate per slice value, the largest gap between slices (with a bootstrap
+CI) and the worst slice against the overall rate. Pure functions over scored records."""
+from __future__ import annotations
+
+from harness.metrics.aggregate import by_slice, pass_rate
+
+
+def slice_gap(records: list[dict], key: str, *, n_resamples: int = 2000, confidence: float = 0.95,
+              seed: int = 0) -> dict:
+    """Per-slice pass rates for the slice field `key`, the max-min gap and its percentile bootstrap
+    CI (resampling records within each slice, so every slice keeps its size)."""
+    import numpy as np
+
+    rates = by_slice(pass_rate, key)(records)
+    groups = {v: np.array([r["passed"] for r in records if str(r["slice"][key]) == v], dtype=float) for v in rates}
+    rng = np.random.default_rng(seed)
+    gaps = np.empty(n_resamples)
+    for b in range(n_resamples):
+        means = [g[rng.integers(0, g.size, g.size)].mean() for g in groups.values()]
+        gaps[b] = max(means) - min(means)
+    tail = (1 - confidence) / 2 * 100
+    lo, hi = np.percentile(gaps, [tail, 100 - tail])
+    worst = min(rates, key=lambda v: rates[v])
+    overall = pass_rate(records)
+    return {
+        "key": key,
+        "rates": rates,
+        "sizes": {v: int(g.size) for v, g in groups.items()},
+        "max_gap": max(rates.values()) - min(rates.values()),
+        "gap_ci": [float(lo), float(hi)],
+        "worst_slice": worst,
+        "worst_vs_overall": rates[worst] - overall,
+    }
