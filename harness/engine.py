@@ -99,14 +99,14 @@ class Engine:
 
     def _generate(self, role: str, prompts: list[str], max_new_tokens: int) -> list[str]:
         tok = self.tokenizer
-        lengths = [len(ids) for ids in tok(prompts, add_special_tokens=False)["input_ids"]]
+        encoded = tok(prompts, add_special_tokens=False)["input_ids"]
         # Longest first: similar lengths share a batch (less padding), and memory peaks early.
-        order = sorted(range(len(prompts)), key=lambda i: -lengths[i])
+        order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))
         out: list[str] = [""] * len(prompts)
         with self._as(role):
             for start in range(0, len(order), self.batch_size):
                 idx = order[start : start + self.batch_size]
-                enc = tok([prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
+                enc = tok.pad({"input_ids": [encoded[i] for i in idx]}, return_tensors="pt")
                 gen = self.model.generate(
                     **enc,
                     max_new_tokens=max_new_tokens,
@@ -136,11 +136,14 @@ class Engine:
     def _loglikelihood(self, role: str, pairs: list[list[str]]) -> list[list]:
         tok = self.tokenizer
         seqs = []
+        context_lengths: dict[str, int] = {}  # the choices of a question share their context
         for context, continuation in pairs:
             # As lm-evaluation-harness does: tokenize the whole text and take the continuation as
             # what follows the context's tokens, so a merge across the boundary is scored as text.
             whole = tok(context + continuation, add_special_tokens=False)["input_ids"]
-            n_ctx = len(tok(context, add_special_tokens=False)["input_ids"])
+            if context not in context_lengths:
+                context_lengths[context] = len(tok(context, add_special_tokens=False)["input_ids"])
+            n_ctx = context_lengths[context]
             seqs.append((whole, max(1, min(len(whole) - 1, len(whole) - n_ctx))))
         # Requests with the same model input share one forward pass: the four single-token
         # letter answers of a multiple-choice question all read the logits after its context.
@@ -156,11 +159,12 @@ class Engine:
                 # Left padding puts every row's scored positions at the end, so only the last
                 # `keep` positions' logits are computed (a 49k vocabulary makes the rest costly).
                 logits = self._forward_tail(batch, keep)
+                logprobs = torch.log_softmax(logits.float(), dim=-1)  # once per row, shared by its requests
                 for row, inp in enumerate(batch):
                     for i in shared[inp]:
                         whole, n_cont = seqs[i]
                         targets = torch.tensor(whole[-n_cont:])
-                        lp = torch.log_softmax(logits[row, keep - n_cont :].float(), dim=-1)
+                        lp = logprobs[row, keep - n_cont :]
                         total = lp.gather(1, targets[:, None]).sum().item()
                         out[i] = [total, bool((lp.argmax(-1) == targets).all())]
         self.stats.scored += len(seqs)

@@ -41,10 +41,11 @@ def evaluate(session) -> GoldenOutcome:
         outputs = engine.generate(engine_role, prompts, cfg.max_new_tokens)
         by_id = {}
         for ex, prompt, out in zip(examples, prompts, outputs):
-            s = score(ex.rubric, out, ex.reference, ex.must_pass())
+            must_pass = ex.must_pass()
+            s = score(ex.rubric, out, ex.reference, must_pass)
             by_id[ex.id] = example_record(
                 suite=SUITE, example_id=ex.id, role=role, prompt=prompt, output=out, passed=s.passed,
-                scores=s.as_dict(), slice=ex.slice, critical=bool(ex.must_pass()), critical_failed=s.critical_failed,
+                scores=s.as_dict(), slice=ex.slice, critical=bool(must_pass), critical_failed=s.critical_failed,
                 reason=s.reason(),
             )
         records[role] = by_id

@@ -29,7 +29,6 @@ class PluginState:
     complete: bool = False
     aborted: str = ""
     verdict: Verdict | None = None
-    results_path: Path | None = None
     _run: RunSession | None = field(default=None, repr=False)
 
     @property
@@ -154,7 +153,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if not state.active or session.config.option.collectonly:
         return
     state.verdict = state.run.finish(int(exitstatus), state.complete, state.aborted)
-    state.results_path = state.run.results_path
     if state.verdict.status == "BLOCKED" and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
@@ -165,7 +163,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     reporter = config.pluginmanager.getplugin("terminalreporter")
     if state is None or state.verdict is None or reporter is None:
         return
-    if state.results_path:
-        reporter.write_line(f"tunegate: results in {state.results_path}")
+    if state.run.results_path:
+        reporter.write_line(f"tunegate: results in {state.run.results_path}")
     ok = state.verdict.status == "PROMOTED"
     reporter.write_line(state.verdict.line, bold=True, green=ok, red=not ok)

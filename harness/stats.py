@@ -5,7 +5,10 @@ import math
 from dataclasses import dataclass
 
 
-def wilson_interval(successes: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
+Z95 = 1.959963984540054  # two-sided 95% standard-normal quantile
+
+
+def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
     """Wilson score interval for a binomial proportion (95% by default)."""
     if n == 0:
         return (0.0, 1.0)
@@ -41,7 +44,7 @@ def mcnemar_exact(candidate: list[bool], baseline: list[bool]) -> McNemar:
     if n == 0:
         return McNemar(b, c, 1.0, 1.0)
     p_worse = binom_cdf_upper(b, n)
-    p_two = min(1.0, 2 * min(binom_cdf_upper(b, n), binom_cdf_upper(c, n)))
+    p_two = min(1.0, 2 * min(p_worse, binom_cdf_upper(c, n)))
     return McNemar(b, c, p_worse, p_two)
 
 
@@ -93,7 +96,7 @@ def paired_clustered_test(candidate: list[float], baseline: list[float], cluster
     if se == 0:
         return PairedDifference(mean, 0.0, (mean, mean), 0.0 if mean < -margin else 1.0)
     z = (mean + margin) / se
-    half = 1.959963984540054 * se
+    half = Z95 * se
     return PairedDifference(mean, se, (mean - half, mean + half), 1 - normal_sf(z))
 
 

@@ -1,4 +1,4 @@
 """Metrics: pure functions over lists of scored records (dicts with at least `passed` and `slice`)."""
-from harness.metrics.aggregate import by_slice, check_rate, pass_rate, summary
+from harness.metrics.aggregate import by_slice, check_rate, group_by_slice, pass_rate, summary
 
-__all__ = ["by_slice", "check_rate", "pass_rate", "summary"]
+__all__ = ["by_slice", "check_rate", "group_by_slice", "pass_rate", "summary"]

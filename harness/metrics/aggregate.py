@@ -24,16 +24,22 @@ def check_rate(check: str) -> Metric:
     return metric
 
 
+def group_by_slice(records: list[dict], key: str) -> dict[str, list[dict]]:
+    """Records grouped by the value of slice field `key`, sorted by value; a record without the key
+    is an error."""
+    groups: dict[str, list[dict]] = {}
+    for r in records:
+        if key not in r["slice"]:
+            raise KeyError(f"example {r['example_id']!r} has no slice field {key!r}; add it to its 'slice'")
+        groups.setdefault(str(r["slice"][key]), []).append(r)
+    return dict(sorted(groups.items()))
+
+
 def by_slice(metric: Metric, key: str) -> Callable[[list[dict]], dict[str, float | None]]:
-    """Apply `metric` per value of the slice field `key`; a record without the key is an error."""
+    """Apply `metric` per value of the slice field `key`."""
 
     def per_slice(records: list[dict]) -> dict[str, float | None]:
-        groups: dict[str, list[dict]] = {}
-        for r in records:
-            if key not in r["slice"]:
-                raise KeyError(f"example {r['example_id']!r} has no slice field {key!r}; add it to its 'slice'")
-            groups.setdefault(str(r["slice"][key]), []).append(r)
-        return {value: metric(group) for value, group in sorted(groups.items())}
+        return {value: metric(group) for value, group in group_by_slice(records, key).items()}
 
     return per_slice
 

@@ -2,7 +2,7 @@
 CI) and the worst slice against the overall rate. Pure functions over scored records."""
 from __future__ import annotations
 
-from harness.metrics.aggregate import by_slice, pass_rate
+from harness.metrics.aggregate import group_by_slice, pass_rate
 
 
 def slice_gap(records: list[dict], key: str, *, n_resamples: int = 2000, confidence: float = 0.95,
@@ -11,8 +11,9 @@ def slice_gap(records: list[dict], key: str, *, n_resamples: int = 2000, confide
     CI (resampling records within each slice, so every slice keeps its size)."""
     import numpy as np
 
-    rates = by_slice(pass_rate, key)(records)
-    groups = {v: np.array([r["passed"] for r in records if str(r["slice"][key]) == v], dtype=float) for v in rates}
+    grouped = group_by_slice(records, key)
+    rates = {v: pass_rate(group) for v, group in grouped.items()}
+    groups = {v: np.array([r["passed"] for r in group], dtype=float) for v, group in grouped.items()}
     rng = np.random.default_rng(seed)
     gaps = np.empty(n_resamples)
     for b in range(n_resamples):
