@@ -130,9 +130,8 @@ def _parse_line(line: str, where: str, kind: Kind, base_dir: Path, fallback_id: 
     )
 
 
-def load_jsonl(path: Path, kind: Kind = "train") -> list[Example]:
-    """Load and validate a JSONL file of examples; raise TunegateError naming file:line:field."""
-    path = Path(path)
+def _lines(path: Path):
+    """(file:line, text) for each non-blank line of a UTF-8 file, with one-line errors."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -141,12 +140,42 @@ def load_jsonl(path: Path, kind: Kind = "train") -> list[Example]:
         raise TunegateError(f"{path}: is a folder; point the config at a .jsonl file") from None
     except UnicodeDecodeError as e:
         raise TunegateError(f"{path}: not UTF-8 (byte {e.start}); re-save the file as UTF-8") from None
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            yield f"{path}:{lineno}", line
+
+
+def load_records(path: Path, schema: dict) -> list[tuple[str, dict]]:
+    """A suite's JSONL data file, each line validated against `schema` (and ids unique when present):
+    (file:line, record) pairs. Errors name the file, line and field."""
+    path = Path(path)
+    validator = jsonschema.Draft202012Validator(schema)
+    out, seen = [], {}
+    for where, line in _lines(path):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise TunegateError(f"{where}: invalid JSON ({e.msg} at column {e.colno}); fix or remove the line") from None
+        error = jsonschema.exceptions.best_match(validator.iter_errors(record))
+        if error is not None:
+            raise TunegateError(f"{where}: field '{_field_path(error)}': {error.message}")
+        if isinstance(record, dict) and "id" in record:
+            if record["id"] in seen:
+                raise TunegateError(f"{where}: field 'id': duplicate id {record['id']!r} (first at {seen[record['id']]})")
+            seen[record["id"]] = where
+        out.append((where, record))
+    if not out:
+        raise TunegateError(f"{path}: no records; the file is empty")
+    return out
+
+
+def load_jsonl(path: Path, kind: Kind = "train") -> list[Example]:
+    """Load and validate a JSONL file of examples; raise TunegateError naming file:line:field."""
+    path = Path(path)
     examples: list[Example] = []
     seen: dict[str, str] = {}
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{path}:{lineno}"
+    for where, line in _lines(path):
+        lineno = int(where.rsplit(":", 1)[1])
         ex = _parse_line(line, where, kind, path.parent, fallback_id=f"{path.stem}-{lineno}")
         if ex.id in seen:
             raise TunegateError(f"{where}: field 'id': duplicate id {ex.id!r} (first at {seen[ex.id]})")
@@ -187,3 +216,12 @@ def check_leakage(train: list[Example], others: list[list[Example]]) -> None:
                     f"{ex.origin}: example {ex.id!r} leaks: the same prompt is in training data at {hit.origin}; "
                     "remove it from one of the files"
                 )
+
+
+def stable_subset(items: list, n: int | None, key=lambda item: item.id) -> list:
+    """At most `n` items chosen by a hash of their key (stable when the file grows or is reordered),
+    returned in their original order."""
+    if n is None or len(items) <= n:
+        return list(items)
+    chosen = set(sorted(range(len(items)), key=lambda i: hashlib.sha256(str(key(items[i])).encode()).hexdigest())[:n])
+    return [item for i, item in enumerate(items) if i in chosen]

@@ -6,6 +6,7 @@ Roles: "base" runs with every adapter disabled; any other role is the name of a 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +27,21 @@ class EngineStats:
     scored: int = 0
     cache_hits: int = 0
     by_role: dict[str, int] = field(default_factory=dict)
+
+
+class GumbelNoise:
+    """A logits processor that turns greedy decoding into exact sampling (the Gumbel-max trick:
+    argmax(logits + Gumbel noise) is a draw from softmax(logits)), with one seeded random stream per
+    row. HF's own sampling draws the whole batch from one stream, so a row's sample would depend on
+    which rows share its batch."""
+
+    def __init__(self, seeds: list[int]):
+        self.generators = [torch.Generator().manual_seed(s) for s in seeds]
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        u = torch.stack([torch.rand(scores.shape[-1], generator=g) for g in self.generators])
+        gumbel = -torch.log(-torch.log(u.clamp(1e-10, 1 - 1e-7)))
+        return scores.float() + gumbel
 
 
 class Engine:
@@ -97,7 +113,12 @@ class Engine:
         self.stats.by_role[role] = self.stats.by_role.get(role, 0) + len(prompts)
         return outputs
 
-    def _generate(self, role: str, prompts: list[str], max_new_tokens: int) -> list[str]:
+    def _generate(self, role: str, prompts: list[str], max_new_tokens: int, row_seeds: list[int] | None = None,
+                  temperature: float = 1.0, top_p: float = 1.0) -> list[str]:
+        """Greedy answers; or, with `row_seeds`, one sampled answer per prompt drawn with that row's own
+        random stream (so a row's sample does not depend on the rows batched with it)."""
+        from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
+
         tok = self.tokenizer
         encoded = tok(prompts, add_special_tokens=False)["input_ids"]
         # Longest first: similar lengths share a batch (less padding), and memory peaks early.
@@ -107,23 +128,54 @@ class Engine:
             for start in range(0, len(order), self.batch_size):
                 idx = order[start : start + self.batch_size]
                 enc = tok.pad({"input_ids": [encoded[i] for i in idx]}, return_tensors="pt")
+                sampling = {}
+                if row_seeds is not None:
+                    sampling["logits_processor"] = LogitsProcessorList([
+                        TemperatureLogitsWarper(temperature), TopPLogitsWarper(top_p),
+                        GumbelNoise([row_seeds[i] for i in idx]),
+                    ])
                 gen = self.model.generate(
                     **enc,
                     max_new_tokens=max_new_tokens,
-                    do_sample=False,
+                    do_sample=False,  # sampling, when asked, is the Gumbel-max argmax over noised logits
                     temperature=None,
                     top_p=None,
                     top_k=None,
                     pad_token_id=tok.pad_token_id,
                     eos_token_id=tok.eos_token_id,
+                    **sampling,
                 )
-                new = gen[:, enc["input_ids"].shape[1] :]
-                for row, i in enumerate(idx):
-                    ids = new[row]
-                    self.stats.generated_tokens += int((ids != tok.pad_token_id).sum())
-                    out[i] = tok.decode(ids, skip_special_tokens=True).strip()
+                for i, text in zip(idx, self._decode(gen[:, enc["input_ids"].shape[1] :])):
+                    out[i] = text
         self.stats.generated += len(prompts)
         return out
+
+    def sample(self, role: str, conversations: list[list[dict[str, str]]], k: int, max_new_tokens: int, *,
+               temperature: float, top_p: float, seed: int) -> list[list[str]]:
+        """`k` sampled answers per conversation, as `role`. Each sample has its own random stream seeded
+        from `seed`, the prompt text and the sample's index, so results do not depend on batching or
+        order (and can be cached per prompt)."""
+        prompts = [self.render(c) for c in conversations]
+        settings = {"k": k, "max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p,
+                    "seed": seed, "decoding": "sample"}
+        return self._cached(role, "sample", prompts, settings,
+                            lambda todo: self._sample(role, todo, k, max_new_tokens, temperature, top_p, seed))
+
+    def _sample(self, role: str, prompts: list[str], k: int, max_new_tokens: int, temperature: float,
+                top_p: float, seed: int) -> list[list[str]]:
+        rows = [p for p in prompts for _ in range(k)]
+        seeds = []
+        for p in prompts:
+            base = int(hashlib.sha256(f"{seed}:{p}".encode()).hexdigest()[:15], 16)
+            seeds.extend(base + j for j in range(k))
+        texts = self._generate(role, rows, max_new_tokens, seeds, temperature, top_p)
+        return [texts[i * k : (i + 1) * k] for i in range(len(prompts))]
+
+    def _decode(self, new_tokens: torch.Tensor) -> list[str]:
+        """Generated rows to text, counting the real (non-padding) tokens."""
+        pad = self.tokenizer.pad_token_id
+        self.stats.generated_tokens += int((new_tokens != pad).sum())
+        return [self.tokenizer.decode(row, skip_special_tokens=True).strip() for row in new_tokens]
 
     # ---- log-likelihood -------------------------------------------------------------------
     def loglikelihood(self, role: str, pairs: list[tuple[str, str]]) -> list[tuple[float, bool]]:
@@ -135,48 +187,69 @@ class Engine:
 
     def _loglikelihood(self, role: str, pairs: list[list[str]]) -> list[list]:
         tok = self.tokenizer
-        seqs = []
-        context_lengths: dict[str, int] = {}  # the choices of a question share their context
-        for context, continuation in pairs:
+        context_lengths: dict[str, int] = {}
+        # The choices of a question share one packed row: its context once, then each choice's
+        # tokens (but the last, which is only predicted) as a branch that attends to the context and
+        # to itself. The four single-token letters of an MMLU question need no branch at all.
+        rows: dict[tuple[int, ...], dict[tuple[int, ...], list[int]]] = {}
+        for i, (context, continuation) in enumerate(pairs):
             # As lm-evaluation-harness does: tokenize the whole text and take the continuation as
             # what follows the context's tokens, so a merge across the boundary is scored as text.
             whole = tok(context + continuation, add_special_tokens=False)["input_ids"]
             if context not in context_lengths:
                 context_lengths[context] = len(tok(context, add_special_tokens=False)["input_ids"])
-            n_ctx = context_lengths[context]
-            seqs.append((whole, max(1, min(len(whole) - 1, len(whole) - n_ctx))))
-        # Requests with the same model input share one forward pass: the four single-token
-        # letter answers of a multiple-choice question all read the logits after its context.
-        shared: dict[tuple[int, ...], list[int]] = {}
-        for i, (whole, _) in enumerate(seqs):
-            shared.setdefault(tuple(whole[:-1]), []).append(i)
-        inputs = sorted(shared, key=len, reverse=True)
-        out: list[list] = [[0.0, False]] * len(seqs)
+            n_cont = max(1, min(len(whole) - 1, len(whole) - context_lengths[context]))
+            rows.setdefault(tuple(whole[:-n_cont]), {}).setdefault(tuple(whole[-n_cont:]), []).append(i)
+        packed = sorted(rows.items(), key=lambda r: -(len(r[0]) + sum(len(c) - 1 for c in r[1])))
+        out: list[list] = [[0.0, False]] * len(pairs)
         with self._as(role):
-            for start in range(0, len(inputs), self.batch_size):
-                batch = inputs[start : start + self.batch_size]
-                keep = max(seqs[i][1] for inp in batch for i in shared[inp])
-                # Left padding puts every row's scored positions at the end, so only the last
-                # `keep` positions' logits are computed (a 49k vocabulary makes the rest costly).
-                logits = self._forward_tail(batch, keep)
-                logprobs = torch.log_softmax(logits.float(), dim=-1)  # once per row, shared by its requests
-                for row, inp in enumerate(batch):
-                    for i in shared[inp]:
-                        whole, n_cont = seqs[i]
-                        targets = torch.tensor(whole[-n_cont:])
-                        lp = logprobs[row, keep - n_cont :]
-                        total = lp.gather(1, targets[:, None]).sum().item()
-                        out[i] = [total, bool((lp.argmax(-1) == targets).all())]
-        self.stats.scored += len(seqs)
+            for start in range(0, len(packed), self.batch_size):
+                batch = [(ctx, list(conts)) for ctx, conts in packed[start : start + self.batch_size]]
+                logits, where = self._forward_packed(batch)
+                for row, (_, conts) in enumerate(batch):
+                    for cont, positions in zip(conts, where[row]):
+                        lp = torch.log_softmax(logits[row, positions].float(), dim=-1)
+                        targets = torch.tensor(cont)
+                        value = [lp.gather(1, targets[:, None]).sum().item(), bool((lp.argmax(-1) == targets).all())]
+                        for i in rows[batch[row][0]][cont]:
+                            out[i] = value
+        self.stats.scored += len(pairs)
         return out
 
-    def _forward_tail(self, rows: list[tuple[int, ...]], keep: int) -> torch.Tensor:
-        """Logits of the last `keep` positions of each left-padded row: [rows, keep, vocab]."""
-        width = max(len(r) for r in rows)
-        ids = torch.full((len(rows), width), self.tokenizer.pad_token_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for n, r in enumerate(rows):
-            ids[n, width - len(r) :] = torch.tensor(r)
-            mask[n, width - len(r) :] = 1
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        return self.model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=keep).logits
+    def _forward_packed(self, batch: list[tuple[tuple[int, ...], list[tuple[int, ...]]]]
+                        ) -> tuple[torch.Tensor, list[list[list[int]]]]:
+        """Run left-padded packed rows (context, continuations) in one forward pass. Returns the logits
+        of each row's tail [rows, keep, vocab] and, per row and continuation, the tail positions whose
+        logits predict that continuation's tokens."""
+        layouts = []
+        for ctx, conts in batch:
+            tokens, positions, segments = list(ctx), list(range(len(ctx))), [0] * len(ctx)
+            for j, cont in enumerate(conts, start=1):
+                branch = cont[:-1]
+                tokens += branch
+                positions += range(len(ctx), len(ctx) + len(branch))
+                segments += [j] * len(branch)
+            layouts.append((tokens, positions, segments))
+        width = max(len(t) for t, _, _ in layouts)
+        # Only the logits from each row's last context token on are needed (a 49k vocabulary makes
+        # the others costly); left padding lines those tails up at the end of the batch.
+        keep = max(len(t) - len(ctx) + 1 for (t, _, _), (ctx, _) in zip(layouts, batch))
+        ids = torch.full((len(batch), width), self.tokenizer.pad_token_id, dtype=torch.long)
+        pos = torch.zeros((len(batch), width), dtype=torch.long)
+        seg = torch.full((len(batch), width), -1, dtype=torch.long)
+        where = []
+        for n, ((tokens, positions, segments), (ctx, conts)) in enumerate(zip(layouts, batch)):
+            pad = width - len(tokens)
+            ids[n, pad:], pos[n, pad:], seg[n, pad:] = torch.tensor(tokens), torch.tensor(positions), torch.tensor(segments)
+            last_ctx = pad + len(ctx) - 1 - (width - keep)
+            offset, row_where = last_ctx + 1, []
+            for cont in conts:
+                row_where.append([last_ctx] + list(range(offset, offset + len(cont) - 1)))
+                offset += len(cont) - 1
+            where.append(row_where)
+        causal = torch.ones(width, width, dtype=torch.bool).tril()
+        q, k = seg[:, :, None], seg[:, None, :]
+        allowed = causal & (k >= 0) & (q >= 0) & ((k == 0) | (k == q))
+        allowed |= torch.eye(width, dtype=torch.bool)  # padding rows attend to themselves (no empty softmax)
+        logits = self.model(input_ids=ids, attention_mask=allowed[:, None], position_ids=pos, logits_to_keep=keep).logits
+        return logits, where

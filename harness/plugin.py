@@ -65,15 +65,37 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrize a suite's per-item tests with its items and its gate test with its gates."""
     marker = metafunc.definition.get_closest_marker(MARKER)
-    if marker is None or "example" not in metafunc.fixturenames:
+    if marker is None:
+        return
+    suite = SUITES[marker.args[0]]
+    if "gate" in metafunc.fixturenames:
+        metafunc.parametrize("gate", suite.GATES)
+    params = [p for p in suite.ITEMS if p in metafunc.fixturenames]
+    if not params:
         return
     state = metafunc.config.stash[STATE]
+    items: dict[str, list] = {}
     try:
-        examples = state.run.suite_examples(marker.args[0])
+        if suite.enabled(state.run.config):
+            items = state.run.suite_items(suite.NAME)
     except TunegateError as e:  # reported as a usage error once collection is done
-        state.error, examples = e, []
-    metafunc.parametrize("example", examples, ids=[ex.id for ex in examples])
+        state.error = e
+    for param in params:
+        got = items.get(param, [])
+        metafunc.parametrize(param, got, ids=[item.id for item in got])
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Drop the tests of suites the config disables: they are not part of this project's run."""
+    if not any(item.get_closest_marker(MARKER) for item in items):
+        return
+    try:
+        enabled = set(config.stash[STATE].run.enabled_suites())
+    except TunegateError:
+        return  # the config error is reported once collection is done
+    items[:] = [i for i in items if (m := i.get_closest_marker(MARKER)) is None or m.args[0] in enabled]
 
 
 def pytest_deselected(items: list[pytest.Item]) -> None:
@@ -89,11 +111,11 @@ def coverage(items: list[pytest.Item]) -> dict[str, dict[str, set]]:
         if marker is None:
             continue
         params = getattr(getattr(item, "callspec", None), "params", {})
-        entry = seen.setdefault(marker.args[0], {"examples": set(), "gates": set()})
-        if "example" in params:
-            entry["examples"].add(params["example"].id)
-        if "gate" in params:
-            entry["gates"].add(params["gate"])
+        entry = seen.setdefault(marker.args[0], {})
+        for param, value in params.items():
+            ident = value if param == "gate" else getattr(value, "id", None)  # None: an empty parameter set
+            if ident is not None:
+                entry.setdefault(param, set()).add(ident)
     return seen
 
 
@@ -102,8 +124,10 @@ def is_complete(seen: dict[str, dict[str, set]], run: RunSession, deselected: bo
     if deselected:
         return False
     for name in run.enabled_suites():
-        got = seen.get(name, {"examples": set(), "gates": set()})
-        if got["examples"] != {ex.id for ex in run.suite_examples(name)} or got["gates"] != set(SUITES[name].gates):
+        got = seen.get(name, {})
+        expected = {param: {item.id for item in items} for param, items in run.suite_items(name).items()}
+        expected["gate"] = set(SUITES[name].GATES)
+        if any(got.get(param, set()) != ids for param, ids in expected.items()):
             return False
     return True
 
@@ -146,6 +170,24 @@ def adapter(request: pytest.FixtureRequest, tunegate_run: RunSession):
 def engine(tunegate_run: RunSession, adapter):
     """The shared engine: one base model, adapters switched per role."""
     return tunegate_run.engine()
+
+
+@pytest.fixture(scope="module")
+def outcome(request: pytest.FixtureRequest, tunegate_run: RunSession):
+    """The evaluation of the suite this module is marked with (every role, once per session)."""
+    name = request.node.get_closest_marker(MARKER).args[0]
+    if name not in tunegate_run.enabled_suites():
+        pytest.skip(f"suite '{name}' is disabled in the config (suites.{name}.enabled = false)")
+    request.getfixturevalue("engine")
+    return tunegate_run.outcome(name)
+
+
+def check_gate(run: RunSession, suite: str, gate: str, outcome) -> None:
+    """The body of every suite's gate test: compute, record, then skip (n/a) or assert."""
+    result = run.record_gate(SUITES[suite].gate(gate, outcome, run))
+    if result.passed is None:
+        pytest.skip(result.detail)
+    assert result.passed, result.describe()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

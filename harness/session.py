@@ -71,7 +71,8 @@ class RunSession:
         self.suite_metrics: dict[str, dict] = {}
         self._engine: Engine | None = None
         self._adapter = None
-        self._examples: dict[str, list[Example]] = {}
+        self._items: dict[str, dict[str, list]] = {}
+        self._outcomes: dict[str, object] = {}
         self.results_path: Path | None = None
 
     # ---- inputs (validated before anything trains) ----------------------------------------
@@ -91,11 +92,11 @@ class RunSession:
             return train, load_jsonl(self.config.path(data.val))
         return split_train_val(train, data.val_fraction, self.config.training.seed)
 
-    def suite_examples(self, suite: str) -> list[Example]:
-        if suite not in self._examples:
-            spec = SUITES[suite]
-            self._examples[suite] = load_jsonl(self.config.path(spec.data_path(self.config)), kind=spec.kind)
-        return self._examples[suite]
+    def suite_items(self, suite: str) -> dict[str, list]:
+        """A suite's items per test parameter, loaded and validated once."""
+        if suite not in self._items:
+            self._items[suite] = SUITES[suite].items(self)
+        return self._items[suite]
 
     def enabled_suites(self) -> list[str]:
         return [name for name, suite in SUITES.items() if suite.enabled(self.config)]
@@ -103,7 +104,10 @@ class RunSession:
     def validate_inputs(self) -> None:
         """Load and check everything a run needs; raise TunegateError on the first problem."""
         train, val = self.splits
-        evaluation = [self.suite_examples(s) for s in self.enabled_suites()]
+        evaluation = []
+        for name in self.enabled_suites():
+            self.suite_items(name)
+            evaluation.append(SUITES[name].leakage_examples(self))
         check_leakage(train, [val, *evaluation])
         if self.config.model.base == BUNDLED:
             bundled_gguf()  # the package is there; conversion waits until a model is needed
@@ -117,7 +121,7 @@ class RunSession:
     @cached_property
     def data_hashes(self) -> dict[str, str]:
         data = self.config.data
-        suites = {s: SUITES[s].data_path(self.config) for s in self.enabled_suites()}
+        suites = {k: p for s in self.enabled_suites() for k, p in SUITES[s].data_paths(self.config).items()}
         paths = {"train": data.train, "val": data.val, **suites}
         return {k: file_sha256(self.config.path(p)) for k, p in paths.items() if p is not None}
 
@@ -179,13 +183,29 @@ class RunSession:
             roles[CHAMPION] = CHAMPION if CHAMPION in engine.adapters else CANDIDATE
         return roles
 
+    def generate_all(self, prompts: list[list[dict]], max_new_tokens: int) -> dict[str, list[str]]:
+        """Greedy answers to the same prompts from every role."""
+        engine = self.engine()
+        return {role: engine.generate(r, prompts, max_new_tokens) for role, r in self.roles().items()}
+
+    def loglikelihood_all(self, pairs: list[tuple[str, str]]) -> dict[str, list[float]]:
+        """Log-likelihoods of the same (context, continuation) pairs under every role."""
+        engine = self.engine()
+        return {role: [ll for ll, _ in engine.loglikelihood(r, pairs)] for role, r in self.roles().items()}
+
+    def outcome(self, suite: str):
+        """The suite's evaluation, run once per session."""
+        if suite not in self._outcomes:
+            self._outcomes[suite] = SUITES[suite].evaluate(self)
+        return self._outcomes[suite]
+
     # ---- results --------------------------------------------------------------------------
     def record_gate(self, gate: GateResult) -> GateResult:
         self.gates[gate.name] = gate
         return gate
 
     def expected_gates(self) -> set[str]:
-        return {f"{s}.{g}" for s in self.enabled_suites() for g in SUITES[s].gates}
+        return {f"{s}.{g}" for s in self.enabled_suites() for g in SUITES[s].GATES}
 
     def decide(self, pytest_status: int, complete: bool, aborted: str = "") -> Verdict:
         """The verdict: every expected gate held, nothing else failed, and the run was complete."""

@@ -87,7 +87,11 @@ class PairedDifference:
 def paired_clustered_test(candidate: list[float], baseline: list[float], clusters: list,
                           margin: float = 0.0) -> PairedDifference:
     """Paired difference with a cluster-robust SE (e.g. clustered by MMLU subject). `p_worse` is the
-    one-sided normal-approximation p-value for H1: diff < -margin; small means a real regression."""
+    one-sided p-value for H1: diff < -margin; small means a real regression. With G clusters the
+    statistic is referred to Student's t with G-1 degrees of freedom (as statsmodels does with
+    `use_t=True`): the normal approximation is far too confident with a handful of clusters."""
+    from scipy.stats import t as student_t
+
     if len(candidate) != len(baseline):
         raise ValueError(f"paired outcomes differ in length: {len(candidate)} vs {len(baseline)}")
     diffs = [float(c) - float(b) for c, b in zip(candidate, baseline)]
@@ -95,9 +99,9 @@ def paired_clustered_test(candidate: list[float], baseline: list[float], cluster
     se = clustered_se(diffs, clusters)
     if se == 0:
         return PairedDifference(mean, 0.0, (mean, mean), 0.0 if mean < -margin else 1.0)
-    z = (mean + margin) / se
-    half = Z95 * se
-    return PairedDifference(mean, se, (mean - half, mean + half), 1 - normal_sf(z))
+    df = len(set(clusters)) - 1
+    half = float(student_t.ppf(0.975, df)) * se
+    return PairedDifference(mean, se, (mean - half, mean + half), float(student_t.cdf((mean + margin) / se, df)))
 
 
 def paired_bootstrap_ci(candidate: list[float], baseline: list[float], *, n_resamples: int = 2000,

@@ -5,15 +5,9 @@ a check marked `"critical": true`); any other failure is xfail and counts toward
 """
 import pytest
 
-from harness import golden
-from harness.suites import SUITES
+from harness.plugin import check_gate
 
 pytestmark = pytest.mark.tunegate_suite("golden")
-
-
-@pytest.fixture(scope="module")
-def outcome(tunegate_run, engine):
-    return golden.evaluate(tunegate_run)
 
 
 def test_example(example, outcome):
@@ -27,9 +21,5 @@ def test_example(example, outcome):
     pytest.xfail(message)
 
 
-@pytest.mark.parametrize("gate", SUITES["golden"].gates)
 def test_gate(gate, outcome, tunegate_run):
-    result = tunegate_run.record_gate(golden.gate(gate, outcome, tunegate_run))
-    if result.passed is None:
-        pytest.skip(result.detail)
-    assert result.passed, result.describe()
+    check_gate(tunegate_run, "golden", gate, outcome)

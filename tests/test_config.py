@@ -87,3 +87,16 @@ def test_config_is_frozen(tmp_path):
     cfg = load_config(write(tmp_path, ""))
     with pytest.raises(pydantic.ValidationError, match="frozen"):
         cfg.training.epochs = 9
+
+
+def test_extends_merges_tables_and_resolves_paths_from_the_extended_config(tmp_path):
+    (tmp_path / "tunegate.toml").write_text('[data]\ntrain = "data/train.jsonl"\n[training]\nepochs = 2\nseed = 5\n')
+    variant = tmp_path / "variants" / "fast.toml"
+    variant.parent.mkdir()
+    variant.write_text('extends = "../tunegate.toml"\n[training]\nepochs = 0.5\n')
+    cfg = load_config(variant)
+    assert cfg.training.epochs == 0.5 and cfg.training.seed == 5  # merged key by key
+    assert cfg.path(cfg.data.train) == (tmp_path / "data" / "train.jsonl").resolve()
+    (tmp_path / "tunegate.toml").write_text('extends = "variants/fast.toml"\n')
+    with pytest.raises(TunegateError, match="loops back"):
+        load_config(variant)

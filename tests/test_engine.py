@@ -44,11 +44,14 @@ def test_generation_is_cached_by_content(engine):
     # the four single-token letters of a question share one forward row
     ([("Which is a river?\nA. Nile\nB. Alps\nAnswer:", f" {letter}") for letter in "ABCD"]
      + [("Another, longer question about geography?\nAnswer:", " B")], 2),
+    # cloze choices of several tokens share one packed row: the context once, one branch per choice
+    ([("Question: Which is a river?\nAnswer:", c) for c in (" the Nile", " the Alps mountains", " Everest", " x")]
+     + [("Question: Which is a river?\nAnswer:", " the Nile")], 1),
 ])
 def test_loglikelihood_matches_a_naive_forward(engine, pairs, forward_rows, monkeypatch):
     rows = []
-    forward = engine._forward_tail
-    monkeypatch.setattr(engine, "_forward_tail", lambda batch, keep: rows.extend(batch) or forward(batch, keep))
+    forward = engine._forward_packed
+    monkeypatch.setattr(engine, "_forward_packed", lambda batch: rows.extend(batch) or forward(batch))
     got = engine.loglikelihood(BASE, pairs)
     tok, model = engine.tokenizer, engine.model
     for (ctx, cont), (lp, greedy) in zip(pairs, got):
@@ -89,3 +92,24 @@ def test_adapters_switch_on_one_copy_of_the_base(engine, tiny_ref, tmp_path):
     assert engine.loglikelihood("candidate", [("a", " b")]) != engine.loglikelihood(BASE, [("a", " b")])
     with pytest.raises(KeyError):
         engine.generate("nobody", CONVS[:1], 4)
+
+
+def test_sampling_is_seeded_per_prompt_and_independent_of_order(engine):
+    kw = {"temperature": 1.0, "top_p": 1.0, "seed": 7}
+    first = engine.sample(BASE, CONVS, 4, 10, **kw)
+    assert [len(s) for s in first] == [4] * len(CONVS)
+    assert any(len(set(s)) > 1 for s in first), "sampling at temperature 1 should vary"
+    engine.cache = None
+    reordered = engine.sample(BASE, CONVS[::-1], 4, 10, **kw)[::-1]
+    assert reordered == first  # each prompt's samples depend only on the seed and the prompt
+    assert engine.sample(BASE, CONVS, 4, 10, **{**kw, "seed": 8}) != first
+
+
+def test_gumbel_noise_argmax_samples_from_the_softmax():
+    from harness.engine import GumbelNoise
+
+    logits = torch.log(torch.tensor([[0.1, 0.2, 0.3, 0.4]]))
+    noise = GumbelNoise([123])
+    draws = torch.stack([noise(None, logits).argmax(-1) for _ in range(20000)]).flatten()
+    freq = torch.bincount(draws, minlength=4).float() / draws.numel()
+    assert torch.allclose(freq, torch.tensor([0.1, 0.2, 0.3, 0.4]), atol=0.015)

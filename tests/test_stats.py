@@ -81,7 +81,10 @@ def test_paired_clustered_test_matches_statsmodels():
     cand = [1, 1, 0, 1, 0, 1, 1, 0, 1, 1, 0, 1]
     t = paired_clustered_test(cand, Y, G, margin=0.05)
     assert t.diff == pytest.approx(0.08333333333333336) and t.se == pytest.approx(0.08333333333333336)
-    assert t.p_worse == pytest.approx(0.945200708300442, abs=1e-9)  # norm.cdf((diff + margin) / se)
+    # statsmodels OLS(d, ones).fit(cov_type="cluster", use_t=True): t with G-1 = 3 degrees of freedom,
+    # scipy.stats.t.cdf((diff + margin) / se, 3)
+    assert t.p_worse == pytest.approx(0.8960476182903384, abs=1e-9)
+    assert t.ci[1] - t.diff == pytest.approx(3.1824463052837078 * t.se)  # t.ppf(0.975, 3)
     worse = paired_clustered_test(Y, [1] * 12, G, margin=0.05)
     assert worse.diff < -0.05 and worse.p_worse < 0.05
 

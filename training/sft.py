@@ -51,7 +51,7 @@ def sft_config(cfg: TrainingConfig, output_dir: Path, has_val: bool):
             "metric_for_best_model": "eval_loss",
             "greater_is_better": False,
         }
-        if has_val
+        if has_val and cfg.early_stopping
         else {"save_strategy": "no"}
     )
     return SFTConfig(
@@ -116,7 +116,7 @@ def train_lora(
     model = load_model(base, "float32", trust_remote_code)
     history = LossHistory()
     callbacks = [NanGuard(), history, Progress()]
-    if val:
+    if val and cfg.early_stopping:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
     tokenizer.padding_side = "right"  # training pads on the right; the engine's copy pads left
     with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=".checkpoints-") as ckpt:

@@ -32,3 +32,27 @@ def slice_gap(records: list[dict], key: str, *, n_resamples: int = 2000, confide
         "worst_slice": worst,
         "worst_vs_overall": rates[worst] - overall,
     }
+
+
+def paired_gap_change(candidate: list[dict], baseline: list[dict], key: str, *, n_resamples: int = 2000,
+                      seed: int = 0) -> tuple[float, tuple[float, float]]:
+    """Candidate's max-min slice gap minus the baseline's, on the same records (matched by
+    example_id), with a percentile bootstrap CI that resamples the same items for both."""
+    import numpy as np
+
+    base_by_id = {r["example_id"]: r for r in baseline}
+    groups = group_by_slice(candidate, key)
+    pairs = {v: np.array([[r["passed"], base_by_id[r["example_id"]]["passed"]] for r in g], dtype=float)
+             for v, g in groups.items()}
+
+    def gap(means: list[float]) -> float:
+        return max(means) - min(means)
+
+    observed = gap([p[:, 0].mean() for p in pairs.values()]) - gap([p[:, 1].mean() for p in pairs.values()])
+    rng = np.random.default_rng(seed)
+    diffs = np.empty(n_resamples)
+    for b in range(n_resamples):
+        draws = [p[rng.integers(0, len(p), len(p))] for p in pairs.values()]
+        diffs[b] = gap([d[:, 0].mean() for d in draws]) - gap([d[:, 1].mean() for d in draws])
+    lo, hi = np.percentile(diffs, [2.5, 97.5])
+    return float(observed), (float(lo), float(hi))

@@ -1,0 +1,34 @@
+"""Diversity metrics on texts whose values can be worked out by hand."""
+import pytest
+
+from harness.metrics.diversity import distinct_n, ngram_entropy, self_bleu, summary
+
+
+def test_distinct_n_counts_unique_over_all_ngrams():
+    assert distinct_n(["a b a b"], 1) == pytest.approx(2 / 4)
+    assert distinct_n(["a b a b"], 2) == pytest.approx(2 / 3)  # (a b) (b a) (a b)
+    assert distinct_n(["the cat", "the dog"], 1) == pytest.approx(3 / 4)
+    assert distinct_n([""], 2) == 0.0
+
+
+def test_entropy_in_bits():
+    assert ngram_entropy(["a a b b"], 1) == pytest.approx(1.0)
+    assert ngram_entropy(["a b c d"], 1) == pytest.approx(2.0)
+    assert ngram_entropy(["a a a a"], 1) == 0.0
+
+
+def test_self_bleu_is_one_for_copies_and_low_for_unrelated_texts():
+    same = ["the quick brown fox jumps over the lazy dog"] * 3
+    assert self_bleu(same) == pytest.approx(1.0)
+    different = ["the quick brown fox jumps over the lazy dog", "I would like a refund for my plan",
+                 "sync stopped working on my phone yesterday"]
+    assert self_bleu(different) < 0.1
+
+
+def test_summary_separates_collapse_within_and_across_prompts():
+    collapsed = summary([["the same answer every time"] * 4, ["the same answer every time"] * 4])
+    varied = summary([["one two three", "four five six"], ["seven eight nine", "ten eleven twelve"]])
+    assert collapsed["distinct_2_within"] == pytest.approx(4 / 16)
+    assert collapsed["distinct_2_across"] == pytest.approx(4 / 8)
+    assert varied["distinct_2_within"] == 1.0 and varied["distinct_2_across"] == 1.0
+    assert collapsed["self_bleu_within"] > 0.99 > varied["self_bleu_within"]
