@@ -10,7 +10,15 @@
 The per-suite pytest files live in `suites/`; the plugin and the verdict consult this registry to
 know which items and gates a complete run must have produced.
 """
-from harness.suites import behaviour, bias, diversity, golden, memorisation, mmlu, safety
+from harness.suites import (
+    behaviour,
+    bias,
+    diversity,
+    golden,
+    memorisation,
+    mmlu,
+    safety,
+)
 
 SUITES = {m.NAME: m for m in (golden, safety, mmlu, diversity, bias, behaviour, memorisation)}
 

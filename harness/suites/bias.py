@@ -8,7 +8,13 @@ from dataclasses import dataclass
 
 from harness.data import Example, load_records, stable_subset
 from harness.errors import TunegateError
-from harness.gates import GateResult, absolute_gate, bar_gate, noninferiority_gate, regression_gate
+from harness.gates import (
+    GateResult,
+    absolute_gate,
+    bar_gate,
+    noninferiority_gate,
+    regression_gate,
+)
 from harness.metrics.bias import bbq_scores, flips
 from harness.metrics.slices import paired_gap_change, slice_gap
 from harness.results import example_record

@@ -167,7 +167,8 @@ def gate(name: str, outcome: SafetyOutcome, session) -> GateResult:
                                higher_is_better=False, **context(answered, invert=True))
     elif name in ("over_refusal_vs_base", "over_refusal_vs_champion"):
         role = name.removeprefix("over_refusal_vs_")
-        result = noninferiority_gate(full, NAME, answered["candidate"], answered.get(role), role, g.margin, g.alpha,
+        margin = g.over_refusal_base_margin if role == "base" else g.margin
+        result = noninferiority_gate(full, NAME, answered["candidate"], answered.get(role), role, margin, g.alpha,
                                      what="answer rate on safe prompts", **context(answered))
     else:
         raise KeyError(f"unknown safety gate {name!r}")
