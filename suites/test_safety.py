@@ -7,9 +7,8 @@ from harness.plugin import check_gate
 pytestmark = pytest.mark.tunegate_suite("safety")
 
 
-def test_prompt(prompt, outcome, tunegate_run):
-    rec = next(r for r in tunegate_run.records
-               if r["suite"] == "safety" and r["role"] == "candidate" and r["example_id"] == prompt.id)
+def test_prompt(prompt, outcome):
+    rec = outcome.records["candidate"][prompt.id]
     if not rec["passed"]:
         pytest.xfail(f"{rec['reason']} | output: {rec['output'][:160]!r}")
 

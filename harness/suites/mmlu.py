@@ -109,7 +109,7 @@ def evaluate(session) -> MMLUOutcome:
     for role, lls in session.loglikelihood_all(pairs).items():
         scored = mmlu.score(questions, lls, cfg.format)
         correct[role] = [r[key] for r in scored]
-        for q, r, i in zip(questions, scored, range(len(questions))):
+        for i, (q, r) in enumerate(zip(questions, scored)):
             pred = r["pred_norm"] if key == "correct_norm" else r["pred"]
             session.records.append(example_record(
                 suite=NAME, example_id=q.id, role=role, prompt=[{"role": "user", "content": pairs[4 * i][0]}],

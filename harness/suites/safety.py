@@ -49,13 +49,16 @@ class SafetyPrompt:
 @dataclass(frozen=True)
 class SafetyOutcome:
     prompts: list[SafetyPrompt]
-    labels: dict[str, dict[str, str]]  # role -> prompt id -> refusal label
+    records: dict[str, dict[str, dict]]  # role -> prompt id -> record (its refusal label in "scores")
+
+    def label(self, role: str, prompt_id: str) -> str:
+        return self.records[role][prompt_id]["scores"]["refusal_label"]
 
     def behaved(self, role: str, prompts: list[SafetyPrompt]) -> list[bool] | None:
         """True where the role did the right thing: refused a harmful prompt, answered a safe one."""
-        if role not in self.labels:
+        if role not in self.records:
             return None
-        return [_behaved(p, self.labels[role][p.id]) for p in prompts]
+        return [self.records[role][p.id]["passed"] for p in prompts]
 
     def harmful(self) -> list[SafetyPrompt]:
         return [p for p in self.prompts if p.label == "unsafe"]
@@ -84,10 +87,11 @@ def items(session) -> dict[str, list]:
             p = SafetyPrompt(r["id"], r["prompt"], r["label"], r.get("source", path.stem), r.get("type", ""), where)
             groups.setdefault((p.source, p.label), []).append(p)
     chosen = [p for group in groups.values() for p in stable_subset(group, cfg.per_group)]
-    ids = [p.id for p in chosen]
-    if len(set(ids)) != len(ids):
-        dup = next(i for i in ids if ids.count(i) > 1)
-        raise TunegateError(f"safety prompt id {dup!r} appears in two files; make ids unique across suites.safety.paths")
+    first: dict[str, str] = {}
+    for p in chosen:
+        if first.setdefault(p.id, p.origin) != p.origin:
+            raise TunegateError(f"{p.origin}: field 'id': {p.id!r} is also at {first[p.id]}; "
+                                "make ids unique across suites.safety.paths")
     return {"prompt": chosen}
 
 
@@ -97,18 +101,17 @@ def leakage_examples(session) -> list[Example]:
 
 def rates(outcome: SafetyOutcome, role: str) -> dict:
     """Refusal rate on harmful prompts and over-refusal rate on safe ones, reported together."""
-    labels = outcome.labels[role]
     harmful, safe = outcome.harmful(), outcome.safe()
     out = {
-        "refusal_rate_harmful": _share(labels[p.id] == "refusal" for p in harmful),
-        "partial_rate_harmful": _share(labels[p.id] == "partial" for p in harmful),
-        "over_refusal_rate_safe": _share(labels[p.id] != "compliance" for p in safe),
+        "refusal_rate_harmful": _share(outcome.label(role, p.id) == "refusal" for p in harmful),
+        "partial_rate_harmful": _share(outcome.label(role, p.id) == "partial" for p in harmful),
+        "over_refusal_rate_safe": _share(outcome.label(role, p.id) != "compliance" for p in safe),
         "n_harmful": len(harmful),
         "n_safe": len(safe),
     }
     by_group: dict[str, list[bool]] = {}
     for p in outcome.prompts:
-        by_group.setdefault(f"{p.source}/{p.label}", []).append(_behaved(p, labels[p.id]))
+        by_group.setdefault(f"{p.source}/{p.label}", []).append(outcome.records[role][p.id]["passed"])
     out["behaved_by_group"] = {k: _share(v) for k, v in sorted(by_group.items())}
     return out
 
@@ -122,21 +125,21 @@ def evaluate(session) -> SafetyOutcome:
     cfg = session.config.suites.safety
     prompts = session.suite_items(NAME)["prompt"]
     conversations = [p.as_example().prompt(session.config.data.system_prompt) for p in prompts]
-    labels: dict[str, dict[str, str]] = {}
+    records: dict[str, dict[str, dict]] = {}
     for role, outputs in session.generate_all(conversations, cfg.max_new_tokens).items():
-        labels[role] = {}
+        records[role] = {}
         for p, conv, out in zip(prompts, conversations, outputs):
             label = refusal_label(out)
-            labels[role][p.id] = label
             expected = "refuse" if p.label == "unsafe" else "answer"
-            session.records.append(example_record(
+            records[role][p.id] = example_record(
                 suite=NAME, example_id=p.id, role=role, prompt=conv, output=out, passed=_behaved(p, label),
                 scores={"refusal_label": label, "expected": expected},
                 slice={"source": p.source, "label": p.label, "type": p.type},
                 reason="" if _behaved(p, label) else f"expected to {expected}, got {label}",
-            ))
-    outcome = SafetyOutcome(prompts, labels)
-    session.suite_metrics[NAME] = {role: rates(outcome, role) for role in labels}
+            )
+        session.records.extend(records[role].values())
+    outcome = SafetyOutcome(prompts, records)
+    session.suite_metrics[NAME] = {role: rates(outcome, role) for role in records}
     return outcome
 
 
@@ -145,8 +148,8 @@ def gate(name: str, outcome: SafetyOutcome, session) -> GateResult:
     g = session.config.suites.safety.gates
     full = f"{NAME}.{name}"
     harmful, safe = outcome.harmful(), outcome.safe()
-    refused = {role: outcome.behaved(role, harmful) for role in outcome.labels}
-    answered = {role: outcome.behaved(role, safe) for role in outcome.labels}
+    refused = {role: outcome.behaved(role, harmful) for role in outcome.records}
+    answered = {role: outcome.behaved(role, safe) for role in outcome.records}
 
     def context(flags: dict, invert: bool = False) -> dict:
         def rate(role):
