@@ -3,6 +3,10 @@
 Promotion copies the adapter into `artifacts/<adapter-id>` (atomic rename) before one SQLite
 transaction records the version, the event and the new champion, so a promotion is either
 complete or absent: an interrupted one leaves at most an unreferenced artifact folder.
+
+Every change of champion is an event with its time and reason: `promote` (all gates passed),
+`manual-promote` (a person's decision after review) and `rollback`. The champion lineage is the
+replay of those events, so a rollback undoes the latest promotion and a second one the one before.
 """
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from harness import atomic
+from harness.errors import TunegateError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS versions (
@@ -38,6 +43,8 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+PROMOTIONS = ("promote", "manual-promote")
+ROLLBACK = "rollback"
 
 
 @dataclass(frozen=True)
@@ -88,9 +95,28 @@ class Registry:
         rows = self._db.execute("SELECT at, action, adapter_id, run_id, reason FROM events ORDER BY id").fetchall()
         return [dict(zip(("at", "action", "adapter_id", "run_id", "reason"), r)) for r in rows]
 
+    def lineage(self) -> list[str]:
+        """The champions in order, oldest first, as the events leave them: a promotion pushes its
+        adapter (unless it is already the champion), a rollback pops the current one."""
+        stack: list[str] = []
+        for event in self.events():
+            if event["action"] in PROMOTIONS and (not stack or stack[-1] != event["adapter_id"]):
+                stack.append(event["adapter_id"])
+            elif event["action"] == ROLLBACK and stack:
+                stack.pop()
+        return stack
+
+    def version(self, adapter_id: str) -> Version | None:
+        row = self._db.execute("SELECT * FROM versions WHERE adapter_id = ?", (adapter_id,)).fetchone()
+        return self._version(row) if row else None
+
     def promote(self, *, adapter_id: str, fingerprint: str, source: Path, run_id: str, base_fingerprint: str,
-                config_hash: str, data: dict, metrics: dict, gates: list, reason: str) -> Version:
-        """Copy the adapter in and make it the champion, all or nothing."""
+                config_hash: str, data: dict, metrics: dict, gates: list, reason: str,
+                action: str = "promote") -> Version:
+        """Copy the adapter in and make it the champion, all or nothing. `action` is `promote` for a
+        run whose gates all passed, `manual-promote` for a person's decision."""
+        if action not in PROMOTIONS:
+            raise ValueError(f"unknown promotion action {action!r}")
         rel = Path("artifacts") / adapter_id
         final = self.root / rel
         if not final.is_dir():
@@ -106,12 +132,35 @@ class Registry:
                 (adapter_id, fingerprint, str(rel), run_id, now, base_fingerprint, config_hash,
                  json.dumps(data), json.dumps(metrics), json.dumps(gates)),
             )
-            self._db.execute(
-                "INSERT INTO events (at, action, adapter_id, run_id, reason) VALUES (?,?,?,?,?)",
-                (now, "promote", adapter_id, run_id, reason),
-            )
-            self._db.execute("INSERT OR REPLACE INTO state VALUES ('champion', ?)", (adapter_id,))
+            self._event(now, action, adapter_id, run_id, reason)
         return self.champion()
+
+    def rollback(self, reason: str) -> tuple[Version, Version]:
+        """Make the champion before the current one the champion again; return (old, new).
+
+        Raises TunegateError, changing nothing, when there is no earlier champion to return to."""
+        now = _now()
+        with self._db:
+            # One write transaction: the lineage read and the new state cannot interleave with a promotion.
+            self._db.execute("BEGIN IMMEDIATE")
+            stack = self.lineage()
+            if len(stack) < 2:
+                current = stack[-1] if stack else None
+                raise TunegateError(
+                    "nothing to roll back to: " + (f"{current} is the only champion there has been"
+                                                   if current else "no adapter has been promoted yet"))
+            old, new = stack[-1], stack[-2]
+            self._event(now, ROLLBACK, new, self.version(new).run_id, reason, replaced=old)
+        return self.version(old), self.champion()
+
+    def _event(self, at: str, action: str, adapter_id: str, run_id: str | None, reason: str,
+               replaced: str | None = None) -> None:
+        """Record one champion change and apply it; the caller holds the write transaction."""
+        if replaced:
+            reason = f"{reason} (replaces {replaced})"
+        self._db.execute("INSERT INTO events (at, action, adapter_id, run_id, reason) VALUES (?,?,?,?,?)",
+                         (at, action, adapter_id, run_id, reason))
+        self._db.execute("INSERT OR REPLACE INTO state VALUES ('champion', ?)", (adapter_id,))
 
     def close(self) -> None:
         self._db.close()
