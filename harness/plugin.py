@@ -207,5 +207,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         return
     if state.run.results_path:
         reporter.write_line(f"tunegate: results in {state.run.results_path}")
+    if state.run.report_paths:
+        reporter.write_line(f"tunegate: report in {state.run.report_paths.html}")
     ok = state.verdict.status == "PROMOTED"
     reporter.write_line(state.verdict.line, bold=True, green=ok, red=not ok)

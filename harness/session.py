@@ -20,6 +20,7 @@ from harness.data import Example, check_leakage, load_jsonl, split_train_val
 from harness.engine import BASE, Engine
 from harness.fingerprints import file_sha256, json_sha256
 from harness.gates import GateResult
+from harness.history import History
 from harness.models import BUNDLED, BaseModelRef, bundled_gguf, describe, load_model, load_tokenizer, resolve_base
 from harness.registry import Registry
 from harness.suites import SUITES
@@ -74,6 +75,7 @@ class RunSession:
         self._items: dict[str, dict[str, list]] = {}
         self._outcomes: dict[str, object] = {}
         self.results_path: Path | None = None
+        self.report_paths = None  # harness.report.Written, once finish() has rendered them
 
     # ---- inputs (validated before anything trains) ----------------------------------------
     @cached_property
@@ -232,14 +234,25 @@ class RunSession:
         )
 
     def finish(self, pytest_status: int, complete: bool, aborted: str = "") -> Verdict:
-        """Decide, promote when earned, and write results.json."""
+        """Decide, promote when earned, write results.json, record the run in the history store
+        (promoted or not), then render the HTML report and the Markdown summary from them."""
+        from harness.report import write_reports  # matplotlib loads only when a run finishes
+
         verdict = self.decide(pytest_status, complete, aborted)
         if verdict.status == "PROMOTED":
             self.promote(verdict)
-        self.results_path = self.write_results(verdict, complete)
+        results = self.build_results(verdict, complete)
+        self.results_path = results_io.write(self.config.path(self.config.workspace.reports), self.run_id, results)
+        history = History.in_workspace(self.workspace)
+        try:
+            history.record(results, self.results_path)
+            self.report_paths = write_reports(results, self.results_path.parent, history)
+        finally:
+            history.close()
         return verdict
 
-    def write_results(self, verdict: Verdict, complete: bool) -> Path:
+    def build_results(self, verdict: Verdict, complete: bool) -> dict:
+        """The run's results.json content (schema: harness/schemas/results.schema.json)."""
         a = self._adapter
         champ = self.champion if "champion" in self.__dict__ else None
         results = {
@@ -266,4 +279,4 @@ class RunSession:
             "examples": self.records,
             "engine": vars(self._engine.stats) if self._engine else {},
         }
-        return results_io.write(self.config.path(self.config.workspace.reports), self.run_id, results)
+        return results
