@@ -150,3 +150,27 @@ def test_manual_promote_then_rollback_keep_the_registry_consistent(workspace, tm
     assert len(Registry(root / ".tunegate" / "registry").events()) == 4
     log = cli(root, "registry", "log")
     assert log.returncode == 0 and "manual-promote" in log.stdout and "rollback" in log.stdout
+
+
+def test_review_export_grade_import_shows_agreement_in_report(workspace, tmp_path):
+    run = workspace.runs[1]
+    out_file = tmp_path / "to-grade.csv"
+    out = cli(workspace.root, "review", "export", run.run_id, "--out", str(out_file), "--n", "4")
+    assert out.returncode == 0, out.stderr
+    import csv
+
+    rows = list(csv.DictReader(out_file.open(newline="")))
+    assert len(rows) == 4 and all(r["rubric"].startswith("[") for r in rows)  # the golden rubric, as written
+    auto = {(r["suite"], r["example_id"]): r["passed"] for r in run.results()["examples"] if r["role"] == "candidate"}
+    for i, r in enumerate(rows):  # a grader who agrees with the automated verdict on 3 of 4
+        agree = auto[(r["suite"], r["example_id"])]
+        r["grade"] = "pass" if (agree if i else not agree) else "fail"
+    with out_file.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    out = cli(workspace.root, "review", "import", str(out_file), "--grader", "ana")
+    assert out.returncode == 0, out.stderr
+    assert "imported 4 grades" in out.stdout and "agreement  75.0%" in out.stdout
+    page = (workspace.root / "reports" / run.run_id / "index.html").read_text()
+    assert "Human review" in page and "75.0%" in page
