@@ -174,3 +174,20 @@ def test_review_export_grade_import_shows_agreement_in_report(workspace, tmp_pat
     assert "imported 4 grades" in out.stdout and "agreement  75.0%" in out.stdout
     page = (workspace.root / "reports" / run.run_id / "index.html").read_text()
     assert "Human review" in page and "75.0%" in page
+
+
+def test_real_report_in_a_browser_shows_verdict_gates_and_filters(workspace, tmp_path):
+    import re
+
+    from tests import browser
+
+    page = workspace.root / "reports" / workspace.runs[2].run_id / "index.html"
+    dom = browser.dump_dom(page, "#show:failed=1")
+    assert re.search(r'<span id="verdict" class="verdict BLOCKED">BLOCKED</span>', dom)
+    assert "tunegate: BLOCKED: golden.pass_rate" in dom
+    gates = dom.split('<section id="gates">')[1].split("</section>")[0]
+    assert re.search(r"<code>golden\.pass_rate</code></td><td class=\"FAILED\">FAILED</td>", gates)
+    assert "golden.noninferior_champion" in gates and "golden.critical" in gates
+    assert '<span id="shown">5</span> of 5 items shown' in dom  # every golden example fails in run 3
+    dark, spread = browser.ink(browser.screenshot(page, tmp_path / "real.png"))
+    assert dark > 0.01 and spread > 10  # a blank page has neither
