@@ -59,8 +59,11 @@ def rates_chart(rates: dict[str, dict[str, Rate]], title: str) -> str:
                 errs[0].append(max(0.0, r.value - lo))
                 errs[1].append(max(0.0, hi - r.value))
             if xs:
-                ax.barh(ys, xs, height=height * 0.9, color=COLORS[role], label=role, xerr=errs,
-                        error_kw={"elinewidth": 0.8, "capsize": 2, "ecolor": "#333"})
+                bars = ax.barh(ys, xs, height=height * 0.9, color=COLORS[role], label=role, xerr=errs,
+                               error_kw={"elinewidth": 0.8, "capsize": 2, "ecolor": "#333"})
+                # the value at the bar's root: a zero-height bar is otherwise invisible
+                ax.bar_label(bars, labels=[f"{x:.2f}" for x in xs], label_type="edge", padding=2, fontsize=6,
+                             color="#333")
         ax.set_yticks(range(len(groups)), [_short(g) for g in groups])
         ax.invert_yaxis()
         ax.set_xlim(0, 1)

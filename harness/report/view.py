@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from harness.stats import wilson_interval
 
 ROLES = ("base", "candidate", "champion")
-MAX_SLICE_VALUES = 12  # a slice key with more values (e.g. customer names) is a label, not a breakdown
+MAX_SLICE_VALUES = 10  # a slice key with more values (e.g. customer names) is a label, not a breakdown
 
 
 @dataclass

@@ -44,4 +44,6 @@
   form.addEventListener("submit", function (e) { e.preventDefault(); });
   read();
   apply(false);
+  // a link to a filtered view opens at the examples it filters
+  if (location.hash.indexOf(PREFIX) === 0) document.getElementById("drilldown").scrollIntoView();
 }());
