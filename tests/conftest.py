@@ -30,3 +30,9 @@ def tiny_tokenizer(tiny_ref):
     from harness.models import load_tokenizer
 
     return load_tokenizer(tiny_ref)
+
+
+@pytest.fixture(autouse=True)
+def _no_ci_step_summary(monkeypatch):
+    """Runs made by tests must not append their summaries to the real CI job's step summary."""
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
