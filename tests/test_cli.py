@@ -24,3 +24,13 @@ def test_bad_config_is_one_line_exit_2(tmp_path):
     out = run_cli(["registry", "list"], tmp_path)
     assert out.returncode == 2
     assert out.stderr.strip().count("\n") == 0 and "did you mean 'training'" in out.stderr
+
+
+def test_history_and_rollback_on_a_fresh_workspace(tmp_path):
+    (tmp_path / "tunegate.toml").write_text("")
+    out = run_cli(["history"], tmp_path)
+    assert out.returncode == 0 and "no runs recorded yet" in out.stdout
+    out = run_cli(["rollback", "--reason", "bad adapter"], tmp_path)
+    assert out.returncode == 2 and out.stderr == "tunegate: error: nothing to roll back to: no adapter has been promoted yet\n"
+    out = run_cli(["report"], tmp_path)
+    assert out.returncode == 2 and "no runs recorded yet" in out.stderr and out.stderr.count("\n") == 1

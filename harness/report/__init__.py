@@ -31,7 +31,7 @@ def write_reports(results: dict, run_dir: Path, history: History) -> Written:
     runs = [r for r in history.runs() if r.started_at <= results["started_at"]]
     page = html.render(results, runs, agreement(results, history.grades(results["run_id"])))
     atomic.write_text(run_dir / HTML_FILE, page)
-    text = summary.render(results, report_link=f"{run_dir.name}/{HTML_FILE}")
+    text = summary.render(results, report_link=f"{run_dir.parent.name}/{run_dir.name}/{HTML_FILE}")
     atomic.write_text(run_dir / SUMMARY_FILE, text)
     step_summary = os.environ.get(STEP_SUMMARY_ENV)
     if step_summary:

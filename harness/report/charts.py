@@ -96,24 +96,28 @@ def loss_chart(loss_history: dict) -> str | None:
 def trend_chart(suite: str, runs: list[tuple[str, str, dict[str, float | None]]], gate_names: list[str],
                 current: str) -> str:
     """Each gate's candidate value over past runs (oldest left); the current run is marked, and
-    runs that were blocked are drawn hollow."""
+    runs that were not promoted are drawn hollow. Gates whose values are the same in every run
+    (e.g. a pass-rate bar and its non-inferiority tests) share one line and one legend entry."""
+    series: dict[tuple, list[str]] = {}
+    for name in gate_names:
+        values = tuple(values.get(name) for _, _, values in runs)
+        if any(v is not None for v in values):
+            series.setdefault(values, []).append(name.removeprefix(f"{suite}."))
+    status = [s for _, s, _ in runs]
+    ids = [r for r, _, _ in runs]
     with matplotlib.rc_context(RC):
         fig, ax = plt.subplots(figsize=(6.4, 2.6))
-        xs = list(range(len(runs)))
-        for k, name in enumerate(gate_names):
+        for k, (values, names) in enumerate(series.items()):
             color = plt.get_cmap("tab10")(k % 10)
-            pts = [(x, values.get(name)) for x, (_, _, values) in zip(xs, runs) if values.get(name) is not None]
-            if not pts:
-                continue
+            pts = [(x, y) for x, y in enumerate(values) if y is not None]
             px, py = zip(*pts)
-            ax.plot(px, py, color=color, linewidth=1, label=_short(name.removeprefix(f"{suite}."), 24))
-            status = {x: s for x, (_, s, _) in zip(xs, runs)}
+            ax.plot(px, py, color=color, linewidth=1, label=_short(" = ".join(names), 44))
             for x, y in pts:
                 face = color if status[x] == "PROMOTED" else "white"
                 ax.plot([x], [y], marker="o", markersize=4, color=color, markerfacecolor=face)
-        if current in [r for r, _, _ in runs]:
-            ax.axvline([r for r, _, _ in runs].index(current), color="#bbb", linewidth=0.8, linestyle="--")
-        ax.set_xticks(xs, [r[4:15] for r, _, _ in runs], rotation=35, ha="right", fontsize=7)  # MMDD-HHMMSS
+        if current in ids:
+            ax.axvline(ids.index(current), color="#bbb", linewidth=0.8, linestyle="--")
+        ax.set_xticks(range(len(runs)), [r[4:15] for r in ids], rotation=35, ha="right", fontsize=7)  # MMDD-HHMMSS
         ax.set_xlim(-0.5, max(len(runs) - 0.5, 0.5))
         ax.set_title(f"{suite}: gate values, last {len(runs)} runs (hollow = not promoted)", loc="left")
         ax.legend(fontsize=7, frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))

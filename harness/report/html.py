@@ -110,6 +110,7 @@ def render(results: dict, history_runs: list, agreement: list) -> str:
         suites.append({"name": name, "table": table,
                        "roles": [r for r in ROLES if r in results["suites"].get(name, {})]})
     gates = [{**g, "state": gate_state(g), "deltas": gate_deltas(g)} for g in results["gates"]]
+    gates.sort(key=lambda g: g["state"] != "FAILED")  # failed gates first; stable, so suite order otherwise
     training = results.get("training") or {}
     loss = charts.loss_chart(training.get("loss_history") or {})
     script, css = _asset("report.js"), _asset("report.css")

@@ -49,7 +49,7 @@ def _delta(d: float | None, other: float | None) -> str:
 
 def _gate_lines(results: dict) -> list[str]:
     lines = ["| gate | result | candidate | vs base | vs champion |", "|---|---|---|---|---|"]
-    for g in results["gates"]:
+    for g in sorted(results["gates"], key=lambda g: g["passed"] is not False):  # failed first
         d = gate_deltas(g)
         lines.append(f"| `{md_code(g['name'], 60)}` | {ICON[gate_state(g)]} | {_num(g['value'])} | "
                      f"{_delta(d['base'], d['base_value'])} | {_delta(d['champion'], d['champion_value'])} |")
@@ -74,7 +74,8 @@ def render(results: dict, report_link: str | None = None, max_chars: int = MAX_C
     head.append(f"run `{results['run_id']}` \u00b7 commit `{md_code(commit, 12)}` \u00b7 candidate "
                 f"`{md_code(cand, 40)}` \u00b7 champion `{md_code(champ, 40)}`")
     if report_link:
-        head.append(f"\nFull report: {md_text(report_link, 300)}")
+        head.append(f"\nFull report with every example: {md_text(report_link, 300)} "
+                    "(in CI, the tunegate\\-report artifact)")
     head += ["", "### Gates", "", "Values are the candidate's; deltas are candidate minus base / champion "
              "(their value in brackets).", "", ""]
     rows = top_regressions(example_rows(results))
