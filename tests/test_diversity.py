@@ -32,3 +32,31 @@ def test_summary_separates_collapse_within_and_across_prompts():
     assert collapsed["distinct_2_across"] == pytest.approx(4 / 8)
     assert varied["distinct_2_within"] == 1.0 and varied["distinct_2_across"] == 1.0
     assert collapsed["self_bleu_within"] > 0.99 > varied["self_bleu_within"]
+
+
+def _gate(samples: dict[str, list[list[str]]], min_ratio: float = 0.6):
+    from types import SimpleNamespace
+
+    from harness.config import Config
+    from harness.suites import diversity
+
+    config = Config.model_validate({"suites": {"diversity": {"gates": {"min_ratio": min_ratio}}}})
+    outcome = diversity.DiversityOutcome(prompts=[], samples=samples)
+    return diversity.gate("ratio_base", outcome, SimpleNamespace(config=config))
+
+
+VARIED = [[f"w{p}{k} x{p}{k} y{p}{k} z{p}{k}" for k in range(4)] for p in range(12)]  # distinct-2 = 1 each
+
+
+def test_diversity_gate_blocks_collapse_and_reports_values_in_one_unit():
+    collapsed = [["same words every time here"] * 4 for _ in range(12)]  # distinct-2 = 4/16
+    g = _gate({"base": VARIED, "candidate": collapsed})
+    assert g.passed is False
+    assert (g.value, g.baseline, g.base_value) == (0.25, 1.0, 1.0)  # distinct-2, not a ratio
+    assert g.margin == pytest.approx(0.4)  # (1 - min_ratio) x the baseline's distinct-2
+    assert g.ci[1] < g.baseline and "ratio 0.250" in g.detail
+
+
+def test_diversity_gate_passes_a_candidate_as_varied_as_base():
+    g = _gate({"base": VARIED, "candidate": VARIED})
+    assert g.passed is True and g.value == g.baseline == 1.0

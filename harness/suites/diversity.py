@@ -98,11 +98,14 @@ def gate(name: str, outcome: DiversityOutcome, session) -> GateResult:
     context = {"base_value": mean(outcome.per_prompt("base")), "champion_value": mean(outcome.per_prompt("champion"))}
     full = f"{NAME}.{name}"
     if base is None:
-        return regression_gate(full, NAME, 1.0, None, role, 1 - bar, False, "", **context)
+        return regression_gate(full, NAME, mean(cand), None, role, 1 - bar, False, "", **context)
     ratio, ci = ratio_ci(cand, base)
-    # As a regression gate on the ratio: baseline 1, tolerated drop 1 - bar, significant when the CI excludes 1.
+    # The value is the candidate's distinct-2, in the same unit as base's and champion's; the rule
+    # "ratio below the bar" is the same as "worse by more than (1 - bar) x baseline". It is
+    # significant when the bootstrap CI of the ratio lies entirely below 1. The CI is recorded in
+    # the value's unit (ratio x the baseline's distinct-2), so it reads against base and champion.
     return regression_gate(
-        full, NAME, ratio, 1.0, role, round(1 - bar, 4), ci[1] < 1.0,
-        f"distinct-2 within prompt {mean(cand):.3f} vs {mean(base):.3f}; bootstrap 95% CI of the ratio "
-        f"{ci[0]:.3f}-{ci[1]:.3f}", what=f"diversity ratio to {role}", ci=ci, **context,
+        full, NAME, mean(cand), mean(base), role, round((1 - bar) * mean(base), 4), ci[1] < 1.0,
+        f"ratio {ratio:.3f} (bar {bar}), bootstrap 95% CI of the ratio {ci[0]:.3f}-{ci[1]:.3f}",
+        what="distinct-2 within prompt", ci=(ci[0] * mean(base), ci[1] * mean(base)), **context,
     )
