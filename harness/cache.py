@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
+
+from harness import sqlite_store
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -22,10 +23,7 @@ class ResultCache:
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA busy_timeout=60000")
+        self._db = sqlite_store.connect(self.path)
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, value TEXT NOT NULL, checksum TEXT NOT NULL)"
         )

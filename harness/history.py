@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import difflib
 import json
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from harness import sqlite_store
 from harness.errors import TunegateError
 
 HISTORY_FILE = "history.sqlite"
@@ -97,10 +97,7 @@ class Grade:
 class History:
     def __init__(self, path: Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA busy_timeout=60000")
+        self._db = sqlite_store.connect(self.path)
         self._db.executescript(SCHEMA)
 
     @classmethod

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import json
 import shutil
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from harness import atomic
+from harness import atomic, sqlite_store
 from harness.errors import TunegateError
 
 SCHEMA = """
@@ -69,10 +68,7 @@ class Registry:
     def __init__(self, root: Path):
         self.root = Path(root)
         self.artifacts = self.root / "artifacts"
-        self.root.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.root / "registry.sqlite", timeout=60, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA busy_timeout=60000")
+        self._db = sqlite_store.connect(self.root / "registry.sqlite")
         self._db.executescript(SCHEMA)
 
     def _version(self, row: tuple) -> Version:

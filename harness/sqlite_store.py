@@ -1,0 +1,16 @@
+"""Opening the workspace's SQLite stores (cache, registry, history) the same safe way."""
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """A connection in autocommit mode with WAL and a 60 s busy timeout, so concurrent runs on one
+    workspace wait for each other instead of failing or corrupting the file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, timeout=60, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA busy_timeout=60000")
+    return db
