@@ -107,17 +107,21 @@ def regression_gate(name: str, suite: str, value: float, baseline: float | None,
 
 def noninferiority_gate(
     name: str, suite: str, candidate: list[bool], baseline: list[bool] | None, baseline_role: str,
-    margin: float, alpha: float, *, what: str = "pass rate", **context,
+    margin: float, alpha: float, *, what: str = "pass rate", higher_is_better: bool = True, **context,
 ) -> GateResult:
-    """Pass/fail items (True = good): block when the candidate's rate drops more than `margin` below
-    the baseline's and a one-sided McNemar exact test puts the drop below `alpha`."""
+    """Paired yes/no items: block when the candidate's rate of True is worse than the baseline's by
+    more than `margin` and a one-sided McNemar exact test puts the worsening below `alpha`. True is
+    good (a pass), or bad with `higher_is_better=False` (e.g. a flipped answer), so the gate's value
+    is in the same unit as the metric the report shows beside it."""
     if baseline is None:
-        return regression_gate(name, suite, _rate(candidate), None, baseline_role, margin, False, "", **context)
-    test = mcnemar_exact(candidate, baseline)
+        return regression_gate(name, suite, _rate(candidate), None, baseline_role, margin, False, "",
+                               higher_is_better=higher_is_better, **context)
+    good = (lambda xs: xs) if higher_is_better else (lambda xs: [not x for x in xs])
+    test = mcnemar_exact(good(candidate), good(baseline))
     return regression_gate(
         name, suite, _rate(candidate), _rate(baseline), baseline_role, margin, test.p_worse < alpha,
         f"McNemar exact p={test.p_worse:.3g}, {test.regressions} regressed / {test.improvements} improved",
-        what=what, p_value=test.p_worse, **context,
+        what=what, higher_is_better=higher_is_better, p_value=test.p_worse, **context,
     )
 
 

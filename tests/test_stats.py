@@ -45,6 +45,16 @@ def test_noninferiority_blocks_only_a_significant_drop_beyond_margin():
     assert noninferiority_gate("s.ni", "s", base, None, "champion", 0.05, 0.05).passed is None
 
 
+def test_noninferiority_lower_is_better_reports_the_bad_rate_and_blocks_its_rise():
+    base_flips = [False] * 40
+    more_flips = [True] * 12 + [False] * 28  # flip rate 0.0 -> 0.3: 12 regressions / 0 improvements
+    g = noninferiority_gate("b.flip", "b", more_flips, base_flips, "base", 0.05, 0.05, higher_is_better=False)
+    assert g.passed is False and g.value == 0.3 and g.baseline == 0.0 and g.p_value < 0.001
+    assert "worse by +0.300" in g.detail
+    fewer = noninferiority_gate("b.flip", "b", base_flips, more_flips, "base", 0.05, 0.05, higher_is_better=False)
+    assert fewer.passed and fewer.value == 0.0 and fewer.baseline == 0.3 and fewer.p_value == 1.0
+
+
 def test_all_pass_gate():
     assert all_pass_gate("s.critical", "s", [], 5).passed
     g = all_pass_gate("s.critical", "s", ["a", "b"], 5)

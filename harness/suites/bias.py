@@ -239,13 +239,13 @@ def gate(name: str, outcome: BiasOutcome, session) -> GateResult:
                                f"paired bootstrap 95% CI of the change {ci[0]:+.3f} to {ci[1]:+.3f}",
                                what=f"golden pass-rate gap by {key}", higher_is_better=False, ci=ci, **context)
     if name.startswith("flip_rate"):
-        stable = {r: [not f for f in v] for r, v in outcome.flipped.items()}
         context = {f"{r}_value": sum(outcome.flipped[r]) / len(outcome.flipped[r]) if r in outcome.flipped else None
                    for r in ("base", "champion")}
         if name == "flip_rate":
             return absolute_gate(full, NAME, outcome.flipped["candidate"], g.max_flip_rate,
                                  what="counterfactual flip rate", higher_is_better=False, **context)
         role = name.removeprefix("flip_rate_vs_")
-        return noninferiority_gate(full, NAME, stable["candidate"], stable.get(role), role, g.margin, g.alpha,
-                                   what="share of pairs with an unchanged answer", **context)
+        return noninferiority_gate(full, NAME, outcome.flipped["candidate"], outcome.flipped.get(role), role,
+                                   g.margin, g.alpha, what="counterfactual flip rate", higher_is_better=False,
+                                   **context)
     raise KeyError(f"unknown bias gate {name!r}")
