@@ -103,14 +103,22 @@ class RunSession:
     def enabled_suites(self) -> list[str]:
         return [name for name, suite in SUITES.items() if suite.enabled(self.config)]
 
+    def leakage_sets(self, skip: frozenset[Path] = frozenset()) -> dict[str, list[Example]]:
+        """Each enabled suite's items that must not appear in the training data, except suites that read
+        a file in `skip` (resolved paths: files the data check reads as files of its own)."""
+        sets = {}
+        for name in self.enabled_suites():
+            paths = {self.config.path(p).resolve() for p in SUITES[name].data_paths(self.config).values()}
+            if not paths & skip:
+                sets[name] = SUITES[name].leakage_examples(self)
+        return sets
+
     def validate_inputs(self) -> None:
         """Load and check everything a run needs; raise TunegateError on the first problem."""
         train, val = self.splits
-        evaluation = []
         for name in self.enabled_suites():
             self.suite_items(name)
-            evaluation.append(SUITES[name].leakage_examples(self))
-        check_leakage(train, [val, *evaluation])
+        check_leakage(train, [val, *self.leakage_sets().values()])
         if self.config.model.base == BUNDLED:
             bundled_gguf()  # the package is there; conversion waits until a model is needed
         else:
