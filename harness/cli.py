@@ -1,5 +1,5 @@
-"""The `tunegate` command: run history, comparisons, reports, the registry (promote, rollback) and
-the human review loop.
+"""The `tunegate` command: data curation, run history, comparisons, reports, the registry (promote,
+rollback) and the human review loop.
 
 User errors exit with status 2 and one line on stderr, never a traceback, and change nothing stored.
 """
@@ -12,6 +12,7 @@ from pathlib import Path
 
 from harness import compare as compare_runs
 from harness.config import Config, config_path, load_config
+from harness.curation import commands as curation_commands
 from harness.errors import TunegateError
 from harness.history import History
 from harness.registry import Registry
@@ -188,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tunegate", description=__doc__.splitlines()[0])
     parser.add_argument("--config", metavar="PATH", help="config file (default: $TUNEGATE_CONFIG or ./tunegate.toml)")
     sub = parser.add_subparsers(dest="command", required=True)
+    curation_commands.register(sub)
 
     registry = sub.add_parser("registry", help="the adapter registry")
     registry_sub = registry.add_subparsers(dest="registry_command", required=True)

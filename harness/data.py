@@ -86,11 +86,21 @@ def _to_messages(record: dict) -> list[dict[str, str]]:
     return msgs
 
 
-def _parse_line(line: str, where: str, kind: Kind, base_dir: Path, fallback_id: str) -> Example:
+def decode_line(line: str, where: str):
+    """One JSONL line as a JSON value, or a one-line TunegateError naming `where`."""
     try:
-        record = json.loads(line)
+        return json.loads(line)
     except json.JSONDecodeError as e:
         raise TunegateError(f"{where}: invalid JSON ({e.msg} at column {e.colno}); fix or remove the line") from None
+
+
+def record_kind(record: dict) -> Kind:
+    """What a record is for when no config says so: with a rubric it is an evaluation item."""
+    return "golden" if "rubric" in record else "train"
+
+
+def parse_record(record, where: str, kind: Kind, base_dir: Path, fallback_id: str) -> Example:
+    """A decoded line as an Example: schema-validated, with the rules of its kind; errors name where and the field."""
     if not isinstance(record, dict):
         raise TunegateError(f"{where}: expected a JSON object, got {type(record).__name__}")
     shape = "chat" if "messages" in record else "instruction" if "instruction" in record else None
@@ -130,7 +140,7 @@ def _parse_line(line: str, where: str, kind: Kind, base_dir: Path, fallback_id: 
     )
 
 
-def _lines(path: Path):
+def read_lines(path: Path):
     """(file:line, text) for each non-blank line of a UTF-8 file, with one-line errors."""
     try:
         text = path.read_text(encoding="utf-8")
@@ -151,11 +161,8 @@ def load_records(path: Path, schema: dict) -> list[tuple[str, dict]]:
     path = Path(path)
     validator = jsonschema.Draft202012Validator(schema)
     out, seen = [], {}
-    for where, line in _lines(path):
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise TunegateError(f"{where}: invalid JSON ({e.msg} at column {e.colno}); fix or remove the line") from None
+    for where, line in read_lines(path):
+        record = decode_line(line, where)
         error = jsonschema.exceptions.best_match(validator.iter_errors(record))
         if error is not None:
             raise TunegateError(f"{where}: field '{_field_path(error)}': {error.message}")
@@ -174,9 +181,9 @@ def load_jsonl(path: Path, kind: Kind = "train") -> list[Example]:
     path = Path(path)
     examples: list[Example] = []
     seen: dict[str, str] = {}
-    for where, line in _lines(path):
+    for where, line in read_lines(path):
         lineno = int(where.rsplit(":", 1)[1])
-        ex = _parse_line(line, where, kind, path.parent, fallback_id=f"{path.stem}-{lineno}")
+        ex = parse_record(decode_line(line, where), where, kind, path.parent, fallback_id=f"{path.stem}-{lineno}")
         if ex.id in seen:
             raise TunegateError(f"{where}: field 'id': duplicate id {ex.id!r} (first at {seen[ex.id]})")
         seen[ex.id] = where

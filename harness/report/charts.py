@@ -122,3 +122,21 @@ def trend_chart(suite: str, runs: list[tuple[str, str, dict[str, float | None]]]
         ax.set_title(f"{suite}: gate values, last {len(runs)} runs (hollow = not promoted)", loc="left")
         ax.legend(fontsize=7, frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
         return to_svg(fig)
+
+
+def length_histogram(name: str, lengths: dict, max_length: int | None) -> str:
+    """A data file's example lengths as a histogram (from the dataset card), with the training
+    `max_length` drawn where it falls inside the range."""
+    edges, counts = lengths["histogram"]["edges"], lengths["histogram"]["counts"]
+    with matplotlib.rc_context(RC):
+        fig, ax = plt.subplots(figsize=(6.4, 2.4))
+        ax.bar(edges[:-1], counts, width=edges[1] - edges[0], align="edge", color=COLORS["candidate"],
+               edgecolor="white", linewidth=0.5)
+        if max_length is not None and max_length <= edges[-1]:
+            ax.axvline(max_length, color="#c2302a", linewidth=1, linestyle="--", label=f"max_length {max_length}")
+            ax.legend(frameon=False, fontsize=7)
+        ax.set_xlabel(f"{lengths['unit']} per example")
+        ax.set_ylabel("examples")
+        ax.set_title(f"{_short(name, 40)}: {lengths['n']} examples, median {lengths['median']:g}, "
+                     f"max {lengths['max']}", loc="left")
+        return to_svg(fig)

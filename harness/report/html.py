@@ -111,6 +111,12 @@ def render(results: dict, history_runs: list, agreement: list) -> str:
                        "roles": [r for r in ROLES if r in results["suites"].get(name, {})]})
     gates = [{**g, "state": gate_state(g), "deltas": gate_deltas(g)} for g in results["gates"]]
     gates.sort(key=lambda g: g["state"] != "FAILED")  # failed gates first; stable, so suite order otherwise
+    card = results.get("data_card")
+    length_svgs = [
+        Markup(charts.length_histogram(f["name"], f["lengths"], card["settings"]["max_length"] if f["role"] == "train"
+                                       else None))
+        for f in (card["files"] if card else []) if f["lengths"]
+    ]
     training = results.get("training") or {}
     loss = charts.loss_chart(training.get("loss_history") or {})
     script, css = _asset("report.js"), _asset("report.css")
@@ -119,7 +125,7 @@ def render(results: dict, history_runs: list, agreement: list) -> str:
         rates_svg=Markup(charts.rates_chart(rates, "share of each suite's items passed")) if rates else None,
         loss_svg=Markup(loss) if loss else None, slice_svgs=slice_svgs, max_slice_values=MAX_SLICE_VALUES,
         trend_svgs=_trend_svgs(history_runs, results["run_id"]), n_runs=len(history_runs),
-        agreement=agreement, suite_names=suite_names, slice_labels=labels,
+        agreement=agreement, suite_names=suite_names, slice_labels=labels, card=card, length_svgs=length_svgs,
         # Trusted package files, inserted verbatim: escaping would change the text their hashes pin.
         script=Markup(script), css=Markup(css), csp=csp(script, css),
     )

@@ -73,6 +73,12 @@ def render(results: dict, report_link: str | None = None, max_chars: int = MAX_C
     commit = (results.get("git_commit") or "unknown")[:12]
     head.append(f"run `{results['run_id']}` \u00b7 commit `{md_code(commit, 12)}` \u00b7 candidate "
                 f"`{md_code(cand, 40)}` \u00b7 champion `{md_code(champ, 40)}`")
+    card = results.get("data_card")
+    if card:
+        files = ", ".join(f"{md_text(f['name'], 40)} {f['examples']} (`{f['sha256'][:10]}`)" for f in card["files"])
+        kinds = ", ".join(f"{md_text(k, 30)} {sum(n.values())}" for k, n in card["by_kind"].items())
+        head.append(f"\nData check: {card['errors']} errors, {card['warnings']} warnings"
+                    f"{' (' + kinds + ')' if kinds else ''} \u00b7 {files}")
     if report_link:
         head.append(f"\nFull report with every example: {md_text(report_link, 300)} "
                     "(in CI, the tunegate\\-report artifact)")

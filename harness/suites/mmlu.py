@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from harness import mmlu
-from harness.data import load_records
+from harness.data import Example, load_records
 from harness.errors import TunegateError
 from harness.gates import GateResult, regression_gate
 from harness.results import example_record
@@ -80,8 +80,12 @@ def items(session) -> dict[str, list]:
     return {"subject": [Subject(s, tuple(by_subject[s][: cfg.per_subject])) for s in wanted]}
 
 
-def leakage_examples(session) -> list:
-    return []  # MMLU questions are not chat prompts; contamination checks belong to data curation
+def leakage_examples(session) -> list[Example]:
+    """The questions asked, as prompts: one in the training data is contamination."""
+    asked = {q.id for subject in session.suite_items(NAME)["subject"] for q in subject.questions}
+    path = session.config.path(session.config.suites.mmlu.path)
+    return [Example(r["id"], ({"role": "user", "content": r["question"]},), where)
+            for where, r in load_records(path, SCHEMA) if r["id"] in asked]
 
 
 def _shots(session, subjects: list[str]) -> dict[str, list[mmlu.Question]]:
