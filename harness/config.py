@@ -94,10 +94,6 @@ class TrainingConfig(_Section):
     gradient_checkpointing: bool = Field(
         False, description="Trade compute for memory. Off: it only costs time on small models."
     )
-    group_by_length: bool = Field(
-        True, description="Batch examples of similar token length together (transformers' LengthGroupedSampler): "
-        "less padding, so fewer wasted tokens per step (the demo's random batches are 20% padding).",
-    )
     bf16: bool = Field(True, description="bf16 mixed precision (autocast) during training.")
     lora: LoraConfig = Field(default_factory=LoraConfig, description="LoRA settings.")
 

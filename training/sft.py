@@ -73,7 +73,6 @@ def sft_config(cfg: TrainingConfig, output_dir: Path, has_val: bool):
         report_to="none",
         disable_tqdm=True,
         dataloader_num_workers=0,
-        train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
         save_only_model=True,
         **{checkpointing: cfg.gradient_checkpointing},
         **evaluate,
