@@ -116,8 +116,8 @@ def noninferiority_gate(
     if baseline is None:
         return regression_gate(name, suite, _rate(candidate), None, baseline_role, margin, False, "",
                                higher_is_better=higher_is_better, **context)
-    good = (lambda xs: xs) if higher_is_better else (lambda xs: [not x for x in xs])
-    test = mcnemar_exact(good(candidate), good(baseline))
+    flip = not higher_is_better  # McNemar counts regressions with True = good
+    test = mcnemar_exact([x != flip for x in candidate], [x != flip for x in baseline])
     return regression_gate(
         name, suite, _rate(candidate), _rate(baseline), baseline_role, margin, test.p_worse < alpha,
         f"McNemar exact p={test.p_worse:.3g}, {test.regressions} regressed / {test.improvements} improved",
