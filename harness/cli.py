@@ -185,9 +185,22 @@ def cmd_review_import(args: argparse.Namespace) -> int:
     return 0
 
 
+CONFIG_HELP = "config file (default: $TUNEGATE_CONFIG or ./tunegate.toml)"
+
+
+def _config_option_everywhere(parser: argparse.ArgumentParser) -> None:
+    """Accept --config after the subcommand too (`tunegate data check --config X`). The default is
+    suppressed so that a subcommand without it keeps the value given before it."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                child.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS, help=CONFIG_HELP)
+                _config_option_everywhere(child)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tunegate", description=__doc__.splitlines()[0])
-    parser.add_argument("--config", metavar="PATH", help="config file (default: $TUNEGATE_CONFIG or ./tunegate.toml)")
+    parser.add_argument("--config", metavar="PATH", help=CONFIG_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
     curation_commands.register(sub)
 
@@ -236,6 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", help="the graded .csv or .jsonl file")
     p.add_argument("--grader", help="grader name for rows that give none (default: your user name)")
     p.set_defaults(func=cmd_review_import)
+    _config_option_everywhere(parser)
     return parser
 
 

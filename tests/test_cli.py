@@ -34,3 +34,13 @@ def test_history_and_rollback_on_a_fresh_workspace(tmp_path):
     assert out.returncode == 2 and out.stderr == "tunegate: error: nothing to roll back to: no adapter has been promoted yet\n"
     out = run_cli(["report"], tmp_path)
     assert out.returncode == 2 and "no runs recorded yet" in out.stderr and out.stderr.count("\n") == 1
+
+
+def test_config_is_accepted_before_or_after_the_subcommand(tmp_path):
+    (tmp_path / "tunegate.toml").write_text("[trainig]\n")  # the default config is broken: must not be read
+    (tmp_path / "other.toml").write_text("")
+    for args in (["--config", "other.toml", "registry", "list"], ["registry", "list", "--config", "other.toml"]):
+        out = run_cli(args, tmp_path)
+        assert out.returncode == 0 and "no promoted adapters yet" in out.stdout, (args, out.stderr)
+    out = run_cli(["registry", "list"], tmp_path)
+    assert out.returncode == 2 and "did you mean 'training'" in out.stderr
