@@ -1,7 +1,8 @@
-"""The evaluation engine: one copy of the base weights, adapters switched on and off per role,
-batched greedy generation and batched log-likelihood scoring, all behind a content-keyed cache.
+"""The evaluation engine: one copy of the model, whose weights are switched per role (the base's,
+or an adapter merged into them), batched greedy generation and batched log-likelihood scoring, all
+behind a content-keyed cache.
 
-Roles: "base" runs with every adapter disabled; any other role is the name of a loaded adapter.
+Roles: "base" runs on the untouched base weights; any other role is the name of a loaded adapter.
 """
 from __future__ import annotations
 
@@ -14,8 +15,7 @@ import torch
 
 from harness.cache import ResultCache, cache_key
 from harness.models import BaseModelRef
-
-BASE = "base"
+from harness.role_weights import BASE, RoleWeights
 
 
 @dataclass
@@ -52,38 +52,30 @@ class Engine:
         self.cache = cache
         self.batch_size = batch_size
         self.adapters: dict[str, str] = {}  # role -> adapter fingerprint
+        self.weights = RoleWeights(model)
         self.stats = EngineStats()
 
     # ---- adapters -------------------------------------------------------------------------
     def add_adapter(self, role: str, path: Path, fingerprint: str) -> None:
-        """Load a PEFT adapter under the name `role` on top of the shared base weights."""
-        from peft import PeftModel
-
+        """Merge a PEFT adapter into a kept copy of the base weights, switched in as `role`."""
         if role == BASE or role in self.adapters:
             raise ValueError(f"role {role!r} is already loaded")
-        if isinstance(self.model, PeftModel):
-            self.model.load_adapter(str(path), adapter_name=role, is_trainable=False)
-        else:
-            self.model = PeftModel.from_pretrained(self.model, str(path), adapter_name=role, is_trainable=False)
-        self.model.eval()
+        self.weights.add(role, path)
         self.adapters[role] = fingerprint
 
     @contextlib.contextmanager
     def _as(self, role: str):
-        if role == BASE:
-            ctx = self.model.disable_adapter() if self.adapters else contextlib.nullcontext()
-            with ctx, torch.inference_mode():
-                yield
-            return
-        if role not in self.adapters:
+        if role != BASE and role not in self.adapters:
             raise KeyError(f"no adapter loaded for role {role!r}")
-        self.model.set_adapter(role)
+        self.weights.use(role)
         with torch.inference_mode():
             yield
 
     def _key(self, role: str, kind: str, payload: object, settings: dict) -> str:
+        # The dtype and the merged adapter change the numbers, so they are part of the key.
         return cache_key(
-            kind=kind, model=self.base.fingerprint, adapter=self.adapters.get(role), payload=payload, settings=settings
+            kind=kind, model=self.base.fingerprint, dtype=str(self.model.dtype), adapter=self.adapters.get(role),
+            adapter_weights="merged", payload=payload, settings=settings,
         )
 
     def _cached(self, role: str, kind: str, payloads: list, settings: dict, compute) -> list:

@@ -79,19 +79,37 @@ def _random_adapter(tiny_ref, path, seed):
 
 def test_adapters_switch_on_one_copy_of_the_base(engine, tiny_ref, tmp_path):
     base_out = engine.generate(BASE, CONVS, max_new_tokens=10)
-    base_weight = engine.model.model.layers[0].self_attn.q_proj.weight
+    q_proj = engine.model.model.layers[0].self_attn.q_proj.weight
+    snapshot = {n: p.detach().clone() for n, p in engine.model.named_parameters()}
     engine.add_adapter("candidate", _random_adapter(tiny_ref, tmp_path / "a1", 1), "fp-a1")
     engine.add_adapter("champion", _random_adapter(tiny_ref, tmp_path / "a2", 2), "fp-a2")
     cand = engine.generate("candidate", CONVS, max_new_tokens=10)
     champ = engine.generate("champion", CONVS, max_new_tokens=10)
     assert cand != base_out and champ != cand
-    # the base role is the same weights with adapters disabled, not a second model
-    assert engine.model.base_model.model.model.layers[0].self_attn.q_proj.base_layer.weight is base_weight
+    # one model, the same parameters; switching back to base restores its weights bit for bit
+    assert engine.model.model.layers[0].self_attn.q_proj.weight is q_proj
     engine.cache = None
     assert engine.generate(BASE, CONVS, max_new_tokens=10) == base_out
+    assert all(torch.equal(p, snapshot[n]) for n, p in engine.model.named_parameters())
     assert engine.loglikelihood("candidate", [("a", " b")]) != engine.loglikelihood(BASE, [("a", " b")])
     with pytest.raises(KeyError):
         engine.generate("nobody", CONVS[:1], 4)
+
+
+def test_merged_adapter_answers_as_peft_does(engine, tiny_ref, tmp_path):
+    """The candidate role computes what PEFT's own (unmerged) adapter computes, to float32 rounding."""
+    from peft import PeftModel
+
+    path = _random_adapter(tiny_ref, tmp_path / "a1", 1)
+    engine.add_adapter("candidate", path, "fp-a1")
+    pairs = [("My invoice is", " wrong and late"), ("Sync is", " broken")]
+    merged_ll = [ll for ll, _ in engine.loglikelihood("candidate", pairs)]
+    merged_out = engine.generate("candidate", CONVS, max_new_tokens=10)
+
+    reference = Engine(PeftModel.from_pretrained(load_model(tiny_ref, "float32"), str(path)).eval(),
+                       engine.tokenizer, tiny_ref, None, batch_size=2)
+    assert reference.generate(BASE, CONVS, max_new_tokens=10) == merged_out
+    assert [ll for ll, _ in reference.loglikelihood(BASE, pairs)] == pytest.approx(merged_ll, abs=1e-4)
 
 
 def test_sampling_is_seeded_per_prompt_and_independent_of_order(engine):

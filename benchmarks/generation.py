@@ -1,0 +1,114 @@
+"""Greedy generation throughput, side by side in one run, on the bundled model and the golden prompts:
+
+- naive: one prompt at a time through `model.generate` (what a hand-written eval loop does);
+- hf-batched: left-padded batches through `model.generate`;
+- tunegate: the engine (the same batches, longest prompts first, behind the cache; here uncached);
+- ceiling: bare decoding steps at a full batch with nothing finishing, the most this model and
+  batch size give on this machine.
+
+With --adapter, every mode runs as that adapter: the engine with it merged (as in a run), the HF
+modes through PEFT's unmerged layers (as the engine ran it before merging). Run it alone (2 cores),
+after `make eval` has converted the bundled model:
+
+    .venv/bin/python benchmarks/generation.py [--adapter .tunegate/registry/artifacts/<id>]
+
+Measured (2026-11-23): decoding our own batches so that finished rows leave the batch and the KV
+cache gave nothing over `model.generate` (candidate 19.4 s vs 18.8 s, base 26.5 s vs 27.3 s for
+the 64 prompts), so the engine keeps `model.generate`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from harness.engine import BASE, Engine
+from harness.models import BUNDLED_FOLDER, BaseModelRef, load_model, load_tokenizer, local_fingerprint
+
+ROOT = Path(__file__).resolve().parents[1]
+SYSTEM = {"role": "system", "content": "You are the Nimbus Notes support assistant."}
+
+
+def prompts(n: int) -> list[list[dict]]:
+    rows = [json.loads(line) for line in (ROOT / "fixtures/demo/golden.jsonl").read_text().splitlines()][:n]
+    return [[SYSTEM, *[m for m in r["messages"] if m["role"] != "assistant"]] for r in rows]
+
+
+def hf_generate(model, tok, texts: list[str], batch_size: int, max_new_tokens: int) -> int:
+    """Tokens generated (EOS and padding not counted) by `model.generate` in batches."""
+    n = 0
+    for start in range(0, len(texts), batch_size):
+        enc = tok(texts[start : start + batch_size], return_tensors="pt", padding=True, add_special_tokens=False)
+        with torch.inference_mode():
+            out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, temperature=None, top_p=None,
+                                 top_k=None, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+        new = out[:, enc["input_ids"].shape[1] :]
+        n += int(((new != tok.pad_token_id) & (new != tok.eos_token_id)).sum())
+    return n
+
+
+def ceiling(model, batch_size: int, steps: int = 40) -> float:
+    """Tokens/s of bare decoding steps at a full batch (120-token prompts, cache on)."""
+    from transformers import DynamicCache
+
+    ids = torch.randint(100, 20000, (batch_size, 120))
+    with torch.inference_mode():
+        cache = DynamicCache(config=model.config)
+        nxt = model(input_ids=ids, past_key_values=cache, use_cache=True, logits_to_keep=1).logits[:, -1].argmax(-1)
+        start = time.perf_counter()
+        for _ in range(steps):
+            nxt = model(input_ids=nxt[:, None], past_key_values=cache, use_cache=True).logits[:, -1].argmax(-1)
+        return batch_size * steps / (time.perf_counter() - start)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default=str(ROOT / ".tunegate/models" / BUNDLED_FOLDER))
+    ap.add_argument("--adapter", help="a PEFT adapter folder to generate as")
+    ap.add_argument("--prompts", type=int, default=64)
+    ap.add_argument("--naive-prompts", type=int, default=8, help="the naive loop is slow: fewer prompts")
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--max-new-tokens", type=int, default=72)
+    args = ap.parse_args()
+
+    ref = BaseModelRef(args.model, local_fingerprint(Path(args.model)))
+    tok = load_tokenizer(ref)
+    convs = prompts(args.prompts)
+    engine = Engine(load_model(ref, "bfloat16"), tok, ref, cache=None, batch_size=args.batch_size)
+    role = BASE
+    if args.adapter:
+        engine.add_adapter("candidate", Path(args.adapter), "benchmark")
+        role = "candidate"
+    texts = [engine.render(c) for c in convs]
+
+    hf_model = load_model(ref, "bfloat16")
+    if args.adapter:
+        from peft import PeftModel
+
+        hf_model = PeftModel.from_pretrained(hf_model, args.adapter).eval()
+
+    results = []
+    start = time.perf_counter()
+    n = hf_generate(hf_model, tok, texts[: args.naive_prompts], 1, args.max_new_tokens)
+    results.append(("naive (1 at a time)", args.naive_prompts, n, time.perf_counter() - start))
+    start = time.perf_counter()
+    n = hf_generate(hf_model, tok, texts, args.batch_size, args.max_new_tokens)
+    results.append((f"hf-batched (batch {args.batch_size})", len(texts), n, time.perf_counter() - start))
+    before = engine.stats.generated_tokens
+    start = time.perf_counter()
+    engine.generate(role, convs, args.max_new_tokens)
+    results.append((f"tunegate (batch {args.batch_size})", len(texts), engine.stats.generated_tokens - before,
+                    time.perf_counter() - start))
+
+    print(f"{'mode':28} {'prompts':>7} {'tokens':>7} {'seconds':>8} {'tokens/s':>9}")
+    for name, p, n, s in results:
+        print(f"{name:28} {p:7d} {n:7d} {s:8.1f} {n / s:9.1f}")
+    with engine._as(role):
+        print(f"{'ceiling (full batch)':28} {'':7} {'':7} {'':8} {ceiling(engine.model, args.batch_size):9.1f}")
+
+
+if __name__ == "__main__":
+    main()
