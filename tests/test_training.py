@@ -70,3 +70,23 @@ def test_nan_guard_aborts_with_a_clear_error():
     NanGuard().on_log(None, state, TrainerControl(), logs={"loss": 1.0})
     with pytest.raises(TrainingDiverged, match="loss = nan at step 7; lower training.learning_rate"):
         NanGuard().on_log(None, state, TrainerControl(), logs={"loss": float("nan")})
+
+
+def test_cpu_trainer_loss_equals_trls_fused_head(tmp_path, tiny_ref, tiny_tokenizer, data):
+    """On a CPU the fixture replaces TRL's fused LM head with the model's own loss, for speed
+    (benchmarks/sft_throughput.py); on the same batch both give the same loss."""
+    import torch
+    from trl import SFTTrainer
+
+    from harness.models import load_model
+    from training.sft import build_trainer
+
+    train, _ = data
+    trainer = build_trainer(load_model(tiny_ref, "float32"), tiny_tokenizer, train, [], CFG, tmp_path)
+    assert type(trainer).compute_loss is not SFTTrainer.compute_loss
+    batch = next(iter(trainer.get_train_dataloader()))
+    with torch.no_grad():
+        ours = trainer.compute_loss(trainer.model, dict(batch))
+        trls = SFTTrainer.compute_loss(trainer, trainer.model, dict(batch))
+    assert ours.item() == pytest.approx(trls.item(), rel=1e-5)
+    assert 0 < ours.item() < 20

@@ -92,6 +92,31 @@ def lora_config(cfg: TrainingConfig):
     )
 
 
+def build_trainer(model, tokenizer, train: list[Example], val: list[Example], cfg: TrainingConfig, output_dir: Path,
+                  system_prompt: str | None = None, callbacks: list = ()):
+    """The SFT trainer exactly as the fixture runs it (benchmarks/sft_throughput.py times this one)."""
+    import datasets
+    from datasets import Dataset
+    from transformers import EarlyStoppingCallback, PrinterCallback
+
+    datasets.disable_progress_bars()  # Progress prints one plain line per logged step instead
+    callbacks = list(callbacks)
+    if val and cfg.early_stopping:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
+    tokenizer.padding_side = "right"  # training pads on the right; the engine's copy pads left
+    trainer = _trainer_class()(
+        model=model,
+        args=sft_config(cfg, output_dir, has_val=bool(val)),
+        train_dataset=Dataset.from_list(to_prompt_completion(train, system_prompt)),
+        eval_dataset=Dataset.from_list(to_prompt_completion(val, system_prompt)) if val else None,
+        processing_class=tokenizer,
+        peft_config=lora_config(cfg),
+        callbacks=callbacks,
+    )
+    trainer.remove_callback(PrinterCallback)
+    return trainer
+
+
 def train_lora(
     base: BaseModelRef,
     tokenizer,
@@ -105,31 +130,12 @@ def train_lora(
     """Train a LoRA adapter and save it (PEFT format) into `out_dir`."""
     import time
 
-    import datasets
-    from datasets import Dataset
-    from transformers import EarlyStoppingCallback, PrinterCallback
-    from trl import SFTTrainer
-
-    datasets.disable_progress_bars()  # Progress prints one plain line per logged step instead
-
     started = time.monotonic()
     model = load_model(base, "float32", trust_remote_code)
     history = LossHistory()
-    callbacks = [NanGuard(), history, Progress()]
-    if val and cfg.early_stopping:
-        callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
-    tokenizer.padding_side = "right"  # training pads on the right; the engine's copy pads left
     with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=".checkpoints-") as ckpt:
-        trainer = SFTTrainer(
-            model=model,
-            args=sft_config(cfg, Path(ckpt), has_val=bool(val)),
-            train_dataset=Dataset.from_list(to_prompt_completion(train, system_prompt)),
-            eval_dataset=Dataset.from_list(to_prompt_completion(val, system_prompt)) if val else None,
-            processing_class=tokenizer,
-            peft_config=lora_config(cfg),
-            callbacks=callbacks,
-        )
-        trainer.remove_callback(PrinterCallback)
+        trainer = build_trainer(model, tokenizer, train, val, cfg, Path(ckpt), system_prompt,
+                                [NanGuard(), history, Progress()])
         result = trainer.train()
         if not _finite(result.training_loss):
             raise TrainingDiverged(
@@ -144,6 +150,24 @@ def train_lora(
         steps=trainer.state.global_step,
         seconds=round(time.monotonic() - started, 1),
     )
+
+
+def _trainer_class():
+    """SFTTrainer; on a CPU, with the model's own loss instead of TRL's fused LM head. The fused head
+    projects in tiles to save the memory of the full logits, which a GPU run may need, but here it
+    makes each step ~40% slower for the same loss (benchmarks/sft_throughput.py)."""
+    import torch
+    from transformers import Trainer
+    from trl import SFTTrainer
+
+    if torch.cuda.is_available():
+        return SFTTrainer
+
+    class CPUSFTTrainer(SFTTrainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            return Trainer.compute_loss(self, model, inputs, return_outputs, num_items_in_batch)
+
+    return CPUSFTTrainer
 
 
 def _finite(x: float) -> bool:
