@@ -26,7 +26,7 @@ class EngineStats:
     generated_tokens: int = 0
     scored: int = 0
     cache_hits: int = 0
-    by_role: dict[str, int] = field(default_factory=dict)
+    computed_by_role: dict[str, int] = field(default_factory=dict)  # items not found in the cache
 
 
 class GumbelNoise:
@@ -85,6 +85,7 @@ class Engine:
         self.stats.cache_hits += len(found)
         todo = [i for i, k in enumerate(keys) if k not in found]
         if todo:
+            self.stats.computed_by_role[role] = self.stats.computed_by_role.get(role, 0) + len(todo)
             fresh = compute([payloads[i] for i in todo])
             new = {keys[i]: v for i, v in zip(todo, fresh)}
             if self.cache is not None:
@@ -101,9 +102,7 @@ class Engine:
         """Greedy answers for each conversation, as `role`. Cached by content."""
         prompts = [self.render(c) for c in conversations]
         settings = {"max_new_tokens": max_new_tokens, "decoding": "greedy"}
-        outputs = self._cached(role, "generate", prompts, settings, lambda todo: self._generate(role, todo, max_new_tokens))
-        self.stats.by_role[role] = self.stats.by_role.get(role, 0) + len(prompts)
-        return outputs
+        return self._cached(role, "generate", prompts, settings, lambda todo: self._generate(role, todo, max_new_tokens))
 
     def _generate(self, role: str, prompts: list[str], max_new_tokens: int, row_seeds: list[int] | None = None,
                   temperature: float = 1.0, top_p: float = 1.0) -> list[str]:

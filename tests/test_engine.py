@@ -131,3 +131,27 @@ def test_gumbel_noise_argmax_samples_from_the_softmax():
     draws = torch.stack([noise(None, logits).argmax(-1) for _ in range(20000)]).flatten()
     freq = torch.bincount(draws, minlength=4).float() / draws.numel()
     assert torch.allclose(freq, torch.tensor([0.1, 0.2, 0.3, 0.4]), atol=0.015)
+
+
+def test_cache_hits_equal_fresh_results(tiny_ref, tiny_tokenizer, tmp_path):
+    """A second run reads every result from the cache, computes nothing, and gets exactly what an
+    engine without a cache computes afresh, for each kind of work and each role."""
+    adapter = _random_adapter(tiny_ref, tmp_path / "a1", 1)
+    pairs = [("The answer is", " billing"), ("Short", " a longer continuation"), ("x", " y")]
+
+    def run(cache):
+        engine = Engine(load_model(tiny_ref, "float32"), tiny_tokenizer, tiny_ref, cache, batch_size=2)
+        engine.add_adapter("candidate", adapter, "fp-a1")
+        out = {role: (engine.generate(role, CONVS, max_new_tokens=8),
+                      engine.sample(role, CONVS[:2], 3, 8, temperature=0.9, top_p=0.95, seed=5),
+                      engine.loglikelihood(role, pairs)) for role in (BASE, "candidate")}
+        return out, engine.stats
+
+    cache = ResultCache(tmp_path / "cache.sqlite")
+    first, first_stats = run(cache)
+    assert first_stats.computed_by_role == {BASE: 10, "candidate": 10} and first_stats.cache_hits == 0
+    cached, cached_stats = run(ResultCache(tmp_path / "cache.sqlite"))
+    assert cached_stats.computed_by_role == {} and cached_stats.cache_hits == 20
+    fresh, _ = run(None)
+    assert cached == fresh == first
+    assert first[BASE] != first["candidate"]
