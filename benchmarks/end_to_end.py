@@ -1,0 +1,103 @@
+"""End to end: `pytest suites/` on the default config, timed as a user meets it, in a fresh
+workspace (a temporary folder; the repository's own .tunegate is not touched):
+
+1. first:     nothing stored (the bundled model is converted, the adapter trained, every suite
+              computed for base and candidate);
+2. rerun:     nothing changed;
+3. threshold: only a gate threshold changed (golden min_pass_rate);
+4. rubric:    only a golden rubric changed (one check dropped from one item);
+5. data:      one training example removed: retraining, then the candidate's work only, with the
+              base's (and the now-champion's) results taken from the cache.
+
+Each line gives the wall time, the peak RSS of the pytest process, the verdict, and what the
+engine computed per role (items not found in the cache) and how many it found there. Run it alone
+(2 cores); one repeat takes about half an hour:
+
+    .venv/bin/python benchmarks/end_to_end.py [--repeats 3] [--skip-data]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# Runs a command and writes the peak RSS of its process tree's largest member (KiB on Linux).
+PEAK_RSS = ("import resource, subprocess, sys; code = subprocess.call(sys.argv[2:]); "
+            "open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)); "
+            "sys.exit(code)")
+
+
+def write_config(work: Path, name: str, extra: str = "") -> Path:
+    path = work / f"{name}.toml"
+    path.write_text(f'extends = "{ROOT / "tunegate.toml"}"\n{extra}\n'
+                    f'[workspace]\ndir = "{work / "ws"}"\nreports = "{work / "reports"}"\n')
+    return path
+
+
+def run(work: Path, scenario: str, config: Path) -> dict:
+    rss_file = work / "rss"
+    started = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", PEAK_RSS, str(rss_file), sys.executable, "-m", "pytest",
+                           "suites/", "-q", "-p", "no:cacheprovider", "--tunegate-config", str(config)],
+                          cwd=ROOT, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    results = json.loads((work / "reports" / "latest" / "results.json").read_text())
+    engine = results["engine"]
+    verdict = next((line.split("tunegate: ", 1)[1] for line in proc.stdout.splitlines()[::-1]
+                    if line.startswith("tunegate: ") and ("PROMOTED" in line or "BLOCKED" in line)), "no verdict")
+    return {"scenario": scenario, "seconds": round(seconds, 1), "peak_rss_mb": round(int(rss_file.read_text()) / 1024),
+            "verdict": verdict,
+            "trained_s": results["training"]["train_seconds"] if results["candidate"]["trained_now"] else None,
+            "computed": engine.get("computed_by_role", {}),
+            "cache_hits": engine.get("cache_hits", 0), "generated_tokens": engine.get("generated_tokens", 0)}
+
+
+def one_repeat(skip_data: bool) -> list[dict]:
+    with tempfile.TemporaryDirectory(prefix="tunegate-e2e-") as tmp:
+        work = Path(tmp)
+        base = write_config(work, "base")
+        rows = [run(work, "first", base), run(work, "rerun", base)]
+        rows.append(run(work, "threshold", write_config(work, "threshold", "[suites.golden.gates]\nmin_pass_rate = 0.61")))
+
+        golden = work / "golden"
+        golden.mkdir()
+        shutil.copy(ROOT / "fixtures/demo/triage.schema.json", golden)
+        items = [json.loads(line) for line in (ROOT / "fixtures/demo/golden.jsonl").read_text().splitlines()]
+        items[0]["rubric"] = items[0]["rubric"][:-1]
+        (golden / "golden.jsonl").write_text("".join(json.dumps(i) + "\n" for i in items))
+        rows.append(run(work, "rubric", write_config(work, "rubric", f'[suites.golden]\npath = "{golden / "golden.jsonl"}"')))
+
+        if not skip_data:
+            lines = (ROOT / "fixtures/demo/train.jsonl").read_text().splitlines()[:-1]
+            (work / "train.jsonl").write_text("\n".join(lines) + "\n")
+            rows.append(run(work, "data", write_config(work, "data", f'[data]\ntrain = "{work / "train.jsonl"}"')))
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--skip-data", action="store_true", help="leave out the retraining scenario")
+    args = ap.parse_args()
+    rows = []
+    for _ in range(args.repeats):
+        for row in one_repeat(args.skip_data):
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    print(f"\n{'scenario':<10} {'runs':>4} {'min s':>7} {'median s':>9} {'peak RSS MB':>12}  computed per role (last run)")
+    for scenario in dict.fromkeys(r["scenario"] for r in rows):
+        mine = [r for r in rows if r["scenario"] == scenario]
+        secs = [r["seconds"] for r in mine]
+        print(f"{scenario:<10} {len(mine):>4} {min(secs):>7.1f} {statistics.median(secs):>9.1f} "
+              f"{max(r['peak_rss_mb'] for r in mine):>12}  {mine[-1]['computed'] or 'nothing'}")
+
+
+if __name__ == "__main__":
+    main()
