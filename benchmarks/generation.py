@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import time
 from pathlib import Path
 
@@ -72,6 +73,7 @@ def main() -> None:
     ap.add_argument("--naive-prompts", type=int, default=8, help="the naive loop is slow: fewer prompts")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--max-new-tokens", type=int, default=72)
+    ap.add_argument("--repeats", type=int, default=3, help="every mode runs this many times, interleaved")
     args = ap.parse_args()
 
     ref = BaseModelRef(args.model, local_fingerprint(Path(args.model)))
@@ -90,24 +92,32 @@ def main() -> None:
 
         hf_model = PeftModel.from_pretrained(hf_model, args.adapter).eval()
 
-    results = []
-    start = time.perf_counter()
-    n = hf_generate(hf_model, tok, texts[: args.naive_prompts], 1, args.max_new_tokens)
-    results.append(("naive (1 at a time)", args.naive_prompts, n, time.perf_counter() - start))
-    start = time.perf_counter()
-    n = hf_generate(hf_model, tok, texts, args.batch_size, args.max_new_tokens)
-    results.append((f"hf-batched (batch {args.batch_size})", len(texts), n, time.perf_counter() - start))
-    before = engine.stats.generated_tokens
-    start = time.perf_counter()
-    engine.generate(role, convs, args.max_new_tokens)
-    results.append((f"tunegate (batch {args.batch_size})", len(texts), engine.stats.generated_tokens - before,
-                    time.perf_counter() - start))
+    rates: dict[str, list[float]] = {}
 
-    print(f"{'mode':28} {'prompts':>7} {'tokens':>7} {'seconds':>8} {'tokens/s':>9}")
-    for name, p, n, s in results:
-        print(f"{name:28} {p:7d} {n:7d} {s:8.1f} {n / s:9.1f}")
-    with engine._as(role):
-        print(f"{'ceiling (full batch)':28} {'':7} {'':7} {'':8} {ceiling(engine.model, args.batch_size):9.1f}")
+    def timed(name: str, work) -> None:
+        start = time.perf_counter()
+        tokens = work()
+        rates.setdefault(name, []).append(tokens / (time.perf_counter() - start))
+
+    def engine_tokens() -> int:
+        before = engine.stats.generated_tokens
+        engine.generate(role, convs, args.max_new_tokens)
+        return engine.stats.generated_tokens - before
+
+    naive, batched, ours = "naive (1 at a time)", f"hf-batched (batch {args.batch_size})", f"tunegate (batch {args.batch_size})"
+    for _ in range(args.repeats):
+        timed(naive, lambda: hf_generate(hf_model, tok, texts[: args.naive_prompts], 1, args.max_new_tokens))
+        timed(batched, lambda: hf_generate(hf_model, tok, texts, args.batch_size, args.max_new_tokens))
+        timed(ours, engine_tokens)
+        with engine._as(role):
+            rates.setdefault("ceiling (full batch)", []).append(ceiling(engine.model, args.batch_size))
+
+    print(f"{'mode':28} {'runs':>4} {'min tok/s':>10} {'median tok/s':>13}")
+    for name, values in rates.items():
+        print(f"{name:28} {len(values):4d} {min(values):10.1f} {statistics.median(values):13.1f}")
+    med = {name: statistics.median(values) for name, values in rates.items()}
+    print(f"tunegate / naive: {med[ours] / med[naive]:.1f}x (goal >= 5x); "
+          f"tunegate / ceiling: {med[ours] / med['ceiling (full batch)']:.0%} (goal >= 70%)")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -86,26 +88,31 @@ def measure(mode: str, steps: int, warmup: int) -> dict:
         trainer.args.logging_steps = warmup + steps
         trainer.train()
     seconds = sum(timer.seconds[warmup:])
-    tokens = sum(counter.tokens[warmup : warmup + steps])
+    micro = trainer.args.gradient_accumulation_steps  # batches per optimizer step
+    tokens = sum(counter.tokens[warmup * micro : (warmup + steps) * micro])
     return {"mode": mode, "steps": steps, "seconds": round(seconds, 2), "tokens": tokens,
             "tokens_per_s": round(tokens / seconds, 1), "s_per_step": round(seconds / steps, 2),
-            "checkpointing": bool(trainer.args.gradient_checkpointing)}
+            "checkpointing": bool(trainer.args.gradient_checkpointing),
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=12, help="timed optimizer steps per mode")
     ap.add_argument("--warmup", type=int, default=2, help="untimed steps first")
-    ap.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    ap.add_argument("--repeats", type=int, default=3, help="each mode runs this many times, interleaved")
     args = ap.parse_args()
-    rows = [measure(mode, args.steps, args.warmup) for mode in ("trl-defaults", "tunegate")]
-    if args.json:
-        print(json.dumps(rows))
-        return
-    ref = rows[0]["tokens_per_s"]
-    print(f"{'mode':<14} {'tokens/s':>9} {'s/step':>7} {'vs TRL defaults':>16}")
-    for r in rows:
-        print(f"{r['mode']:<14} {r['tokens_per_s']:>9.1f} {r['s_per_step']:>7.2f} {r['tokens_per_s'] / ref:>15.2f}x")
+    rates: dict[str, list[float]] = {}
+    for _ in range(args.repeats):
+        for mode in ("trl-defaults", "tunegate"):
+            row = measure(mode, args.steps, args.warmup)
+            print(json.dumps(row), flush=True)
+            rates.setdefault(mode, []).append(row["tokens_per_s"])
+    ref = statistics.median(rates["trl-defaults"])
+    print(f"\n{'mode':<14} {'runs':>4} {'min tok/s':>10} {'median tok/s':>13} {'vs TRL defaults':>16}")
+    for mode, values in rates.items():
+        med = statistics.median(values)
+        print(f"{mode:<14} {len(values):>4} {min(values):>10.1f} {med:>13.1f} {med / ref:>15.2f}x")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ are usable (and tested) without pytest.
 """
 from __future__ import annotations
 
+import ctypes
 import gc
 import secrets
 import subprocess
@@ -54,6 +55,17 @@ def _git_commit(cwd: Path) -> str | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip() or None
+
+
+def release_memory() -> None:
+    """Collect garbage and hand freed memory back to the OS. glibc keeps freed pages in its arenas: after
+    training the demo's process stayed at 2.3 GB, and the engine's allocations piled on top; trimmed,
+    it is 0.7 GB."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to trim
+        pass
 
 
 def refuse_to_train(check: CheckReport) -> None:
@@ -194,7 +206,7 @@ class RunSession:
                     self.config.data.system_prompt, self.data_hashes, retrain=self.retrain,
                     trust_remote_code=self.config.model.trust_remote_code,
                 )
-            gc.collect()  # training's model copy is garbage now; free it before the engine loads
+            release_memory()  # training's model copy is garbage now; free it before the engine loads
         return self._adapter
 
     def engine(self) -> Engine:
