@@ -1,5 +1,6 @@
 """SFT training throughput, side by side in one run: the fixture's trainer against TRL's defaults for
-the same config (the demo's data, LoRA settings, learning rate, batch size and max_length).
+the same config (the demo's data, LoRA settings, learning rate, batch size, accumulation and
+max_length).
 
 - trl-defaults: `SFTTrainer` with only those settings given (and use_cpu, without which
   transformers refuses bf16 on a CPU): TRL defaults to gradient checkpointing, bf16 autocast,
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import tempfile
 import time
@@ -78,6 +78,7 @@ def measure(mode: str, steps: int, warmup: int) -> dict:
             tok.padding_side = "right"
             args = SFTConfig(output_dir=out, learning_rate=t.learning_rate, num_train_epochs=t.epochs,
                              per_device_train_batch_size=t.batch_size, max_length=t.max_length, seed=t.seed,
+                             gradient_accumulation_steps=t.gradient_accumulation_steps,
                              report_to="none", disable_tqdm=True,
                              use_cpu=True)  # without it transformers refuses TRL's default bf16 on a CPU
             data = Dataset.from_list(to_prompt_completion(train, cfg.data.system_prompt))
@@ -92,8 +93,7 @@ def measure(mode: str, steps: int, warmup: int) -> dict:
     tokens = sum(counter.tokens[warmup * micro : (warmup + steps) * micro])
     return {"mode": mode, "steps": steps, "seconds": round(seconds, 2), "tokens": tokens,
             "tokens_per_s": round(tokens / seconds, 1), "s_per_step": round(seconds / steps, 2),
-            "checkpointing": bool(trainer.args.gradient_checkpointing),
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024}
+            "checkpointing": bool(trainer.args.gradient_checkpointing)}
 
 
 def main() -> None:
