@@ -13,7 +13,7 @@ Each line gives the wall time, the peak RSS of the pytest process, the verdict, 
 engine computed per role (items not found in the cache) and how many it found there. Run it alone
 (2 cores); one repeat takes about half an hour:
 
-    .venv/bin/python benchmarks/end_to_end.py [--repeats 3] [--skip-data]
+    .venv/bin/python benchmarks/end_to_end.py [--repeats 3] [--skip-data] [--keep DIR]
 """
 from __future__ import annotations
 
@@ -59,9 +59,12 @@ def run(work: Path, scenario: str, config: Path) -> dict:
             "cache_hits": engine.get("cache_hits", 0), "generated_tokens": engine.get("generated_tokens", 0)}
 
 
-def one_repeat(skip_data: bool) -> list[dict]:
+def one_repeat(skip_data: bool, keep: Path | None) -> list[dict]:
     with tempfile.TemporaryDirectory(prefix="tunegate-e2e-") as tmp:
         work = Path(tmp)
+        if keep is not None:  # a fresh folder that outlives the run, for its reports
+            keep.mkdir(parents=True)
+            work = keep
         base = write_config(work, "base")
         rows = [run(work, "first", base), run(work, "rerun", base)]
         rows.append(run(work, "threshold", write_config(work, "threshold", "[suites.golden.gates]\nmin_pass_rate = 0.61")))
@@ -85,10 +88,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--skip-data", action="store_true", help="leave out the retraining scenario")
+    ap.add_argument("--keep", type=Path, help="work in this new folder and keep it (repeat i in DIR/i)")
     args = ap.parse_args()
     rows = []
-    for _ in range(args.repeats):
-        for row in one_repeat(args.skip_data):
+    for i in range(args.repeats):
+        for row in one_repeat(args.skip_data, args.keep / str(i) if args.keep else None):
             print(json.dumps(row), flush=True)
             rows.append(row)
     print(f"\n{'scenario':<10} {'runs':>4} {'min s':>7} {'median s':>9} {'peak RSS MB':>12}  computed per role (last run)")
