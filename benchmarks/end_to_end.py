@@ -18,6 +18,7 @@ engine computed per role (items not found in the cache) and how many it found th
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shutil
 import statistics
@@ -44,27 +45,25 @@ def write_config(work: Path, name: str, extra: str = "") -> Path:
 def run(work: Path, scenario: str, config: Path) -> dict:
     rss_file = work / "rss"
     started = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", PEAK_RSS, str(rss_file), sys.executable, "-m", "pytest",
-                           "suites/", "-q", "-p", "no:cacheprovider", "--tunegate-config", str(config)],
-                          cwd=ROOT, capture_output=True, text=True)
+    subprocess.run([sys.executable, "-c", PEAK_RSS, str(rss_file), sys.executable, "-m", "pytest",
+                    "suites/", "-q", "-p", "no:cacheprovider", "--tunegate-config", str(config)],
+                   cwd=ROOT, capture_output=True, text=True)
     seconds = time.perf_counter() - started
     results = json.loads((work / "reports" / "latest" / "results.json").read_text())
     engine = results["engine"]
-    verdict = next((line.split("tunegate: ", 1)[1] for line in proc.stdout.splitlines()[::-1]
-                    if line.startswith("tunegate: ") and ("PROMOTED" in line or "BLOCKED" in line)), "no verdict")
     return {"scenario": scenario, "seconds": round(seconds, 1), "peak_rss_mb": round(int(rss_file.read_text()) / 1024),
-            "verdict": verdict,
+            "verdict": results["verdict"]["line"].removeprefix("tunegate: "),
             "trained_s": results["training"]["train_seconds"] if results["candidate"]["trained_now"] else None,
             "computed": engine.get("computed_by_role", {}),
             "cache_hits": engine.get("cache_hits", 0), "generated_tokens": engine.get("generated_tokens", 0)}
 
 
 def one_repeat(skip_data: bool, keep: Path | None) -> list[dict]:
-    with tempfile.TemporaryDirectory(prefix="tunegate-e2e-") as tmp:
+    # A temporary folder, or with --keep a new one that outlives the run, for its reports.
+    folder = contextlib.nullcontext(keep) if keep else tempfile.TemporaryDirectory(prefix="tunegate-e2e-")
+    with folder as tmp:
         work = Path(tmp)
-        if keep is not None:  # a fresh folder that outlives the run, for its reports
-            keep.mkdir(parents=True)
-            work = keep
+        work.mkdir(parents=True, exist_ok=keep is None)
         base = write_config(work, "base")
         rows = [run(work, "first", base), run(work, "rerun", base)]
         rows.append(run(work, "threshold", write_config(work, "threshold", "[suites.golden.gates]\nmin_pass_rate = 0.61")))
