@@ -249,6 +249,10 @@ class SuitesConfig(_Section):
 
 class EngineConfig(_Section):
     batch_size: int = Field(16, ge=1, le=1024, description="Prompts per generation / scoring batch.")
+    max_batch_tokens: int = Field(
+        4096, ge=1, description="Scoring batches also stop at this many padded tokens (rows x width), so long "
+        "prompts come in fewer rows: memory grows with it, speed on a CPU does not.",
+    )
 
 
 class WorkspaceConfig(_Section):

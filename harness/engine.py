@@ -44,16 +44,41 @@ class GumbelNoise:
         return scores.float() + gumbel
 
 
+def token_budget_batches(widths: list[int], max_rows: int, max_tokens: int) -> list[slice]:
+    """Split items sorted longest first into consecutive batches of at most `max_rows` rows and at most
+    `max_tokens` padded tokens (rows x the batch's first, widest row), one row at the least.
+
+    Why tokens and not only rows: a scoring batch's memory grows with rows x width, and the long
+    questions come first. Scoring the demo's 818 MMLU questions as one role, 16 rows a batch took
+    54.9 s and peaked 771 MB above the engine; at most 4096 tokens, 51.6 s and 570 MB; at most 1024,
+    59.8 s and 305 MB."""
+    out, start = [], 0
+    while start < len(widths):
+        end = min(len(widths), start + max(1, min(max_rows, max_tokens // max(1, widths[start]))))
+        out.append(slice(start, end))
+        start = end
+    return out
+
+
 class Engine:
-    def __init__(self, model, tokenizer, base: BaseModelRef, cache: ResultCache | None, batch_size: int = 16):
+    def __init__(self, model, tokenizer, base: BaseModelRef, cache: ResultCache | None, batch_size: int = 16,
+                 max_batch_tokens: int = 4096):
         self.model = model
         self.tokenizer = tokenizer
         self.base = base
         self.cache = cache
         self.batch_size = batch_size
+        self.max_batch_tokens = max_batch_tokens
         self.adapters: dict[str, str] = {}  # role -> adapter fingerprint
         self.weights = RoleWeights(model)
         self.stats = EngineStats()
+        # HF applies the LM head to a slice of the hidden states (the last position, or the tail that
+        # logits_to_keep asks for): a non-contiguous view. With a head weight that does not require
+        # grad (PEFT's loading turns it off), torch's matmul then broadcasts the 49k x 576 weight to
+        # every row, a 900 MB copy per batch of 16, instead of one matrix product. A contiguous
+        # input takes the matrix-product path, with bit-identical logits: MMLU scoring 95 s -> 53 s
+        # per role, and generation's prefill is spared the same copy.
+        model.get_output_embeddings().register_forward_pre_hook(lambda _, args: (args[0].contiguous(), *args[1:]))
 
     # ---- adapters -------------------------------------------------------------------------
     def add_adapter(self, role: str, path: Path, fingerprint: str) -> None:
@@ -193,9 +218,10 @@ class Engine:
             rows.setdefault(tuple(whole[:-n_cont]), {}).setdefault(tuple(whole[-n_cont:]), []).append(i)
         packed = sorted(rows.items(), key=lambda r: -(len(r[0]) + sum(len(c) - 1 for c in r[1])))
         out: list[list] = [[0.0, False]] * len(pairs)
+        widths = [len(ctx) + sum(len(c) - 1 for c in conts) for ctx, conts in packed]
         with self._as(role):
-            for start in range(0, len(packed), self.batch_size):
-                batch = [(ctx, list(conts)) for ctx, conts in packed[start : start + self.batch_size]]
+            for part in token_budget_batches(widths, self.batch_size, self.max_batch_tokens):
+                batch = [(ctx, list(conts)) for ctx, conts in packed[part]]
                 logits, where = self._forward_packed(batch)
                 for row, (_, conts) in enumerate(batch):
                     for cont, positions in zip(conts, where[row]):

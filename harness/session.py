@@ -217,7 +217,8 @@ class RunSession:
             model = load_model(self.base, m.dtype, m.trust_remote_code)
             tokenizer = load_tokenizer(self.base, m.trust_remote_code)
             cache = ResultCache(self.workspace / "cache.sqlite")
-            self._engine = Engine(model, tokenizer, self.base, cache, self.config.engine.batch_size)
+            e = self.config.engine
+            self._engine = Engine(model, tokenizer, self.base, cache, e.batch_size, e.max_batch_tokens)
             self._engine.add_adapter(CANDIDATE, candidate.path, candidate.fingerprint)
             champ = self.champion
             if champ is not None and champ.fingerprint != candidate.fingerprint:

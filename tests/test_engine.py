@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from harness.cache import ResultCache
-from harness.engine import BASE, Engine
+from harness.engine import BASE, Engine, token_budget_batches
 from harness.models import load_model
 
 CONVS = [
@@ -65,6 +65,40 @@ def test_loglikelihood_matches_a_naive_forward(engine, pairs, forward_rows, monk
         assert lp == pytest.approx(expected, abs=1e-4)
         assert greedy == all(logp[len(c) - 1 + i].argmax().item() == t[i] for i in range(len(t)))
     assert len(rows) == forward_rows
+
+
+def test_token_budget_batches_cap_rows_and_padded_tokens():
+    widths = [120, 50, 40, 30, 10, 10, 10, 5]  # sorted longest first, as the engine sorts them
+    batches = token_budget_batches(widths, max_rows=3, max_tokens=100)
+    # a row wider than the budget still goes (alone); then 100 // 50 = 2 rows, then 3 (the row cap)
+    assert batches == [slice(0, 1), slice(1, 3), slice(3, 6), slice(6, 8)]
+    assert [i for b in batches for i in range(len(widths))[b]] == list(range(len(widths)))
+
+
+def test_scoring_under_a_token_budget_gives_the_same_values(engine, monkeypatch):
+    pairs = [(f"Question {i}: which plan covers {'many ' * i}notebooks?\nAnswer:", c)
+             for i in range(6) for c in (" the Pro plan", " Free")]
+    engine.cache = None
+    roomy = [ll for ll, _ in engine.loglikelihood(BASE, pairs)]
+    calls = []
+    forward = engine._forward_packed
+    monkeypatch.setattr(engine, "_forward_packed", lambda batch: calls.append(len(batch)) or forward(batch))
+    engine.max_batch_tokens = 1  # every packed row alone
+    assert [ll for ll, _ in engine.loglikelihood(BASE, pairs)] == pytest.approx(roomy, abs=1e-5)
+    assert calls == [1] * 6
+
+
+def test_lm_head_multiplies_a_contiguous_input(engine):
+    """The engine hands the LM head a contiguous input even for the sliced positions HF passes it: with
+    a frozen head weight, torch would otherwise broadcast the whole weight to every row."""
+    for p in engine.model.parameters():
+        p.requires_grad_(False)  # as after PEFT loads an adapter
+    seen = []
+    engine.model.get_output_embeddings().register_forward_pre_hook(lambda _, args: seen.append(args[0].is_contiguous()))
+    engine.cache = None
+    engine.loglikelihood(BASE, [("The answer is", " billing and sync")])
+    engine.generate(BASE, CONVS[:2], max_new_tokens=3)
+    assert seen and all(seen)
 
 
 def _random_adapter(tiny_ref, path, seed):
