@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from harness.cache import ResultCache, cache_key
+from harness.memory import release_memory
 from harness.models import BaseModelRef
 from harness.role_weights import BASE, RoleWeights
 
@@ -27,6 +28,11 @@ class EngineStats:
     scored: int = 0
     cache_hits: int = 0
     computed_by_role: dict[str, int] = field(default_factory=dict)  # items not found in the cache
+    loads: list[str] = field(default_factory=list)  # the dtype of each model load (lazy engines)
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
 
 
 class GumbelNoise:
@@ -61,17 +67,37 @@ def token_budget_batches(widths: list[int], max_rows: int, max_tokens: int) -> l
 
 
 class Engine:
+    """Give it a loaded `model`; or `model=None` with `load(dtype) -> model` and the default `dtype`. A
+    loader makes the model lazy: a run whose results are all cached never loads it, and a computation
+    that asks for another dtype (MMLU is scored in float32) gets the model reloaded in that dtype, the
+    other copy freed first so that only one is ever in memory."""
+
     def __init__(self, model, tokenizer, base: BaseModelRef, cache: ResultCache | None, batch_size: int = 16,
-                 max_batch_tokens: int = 4096):
-        self.model = model
+                 max_batch_tokens: int = 4096, *, load=None, dtype: str | None = None):
+        if model is None and (load is None or dtype is None):
+            raise ValueError("an Engine needs a model, or a loader and a dtype")
         self.tokenizer = tokenizer
         self.base = base
         self.cache = cache
         self.batch_size = batch_size
         self.max_batch_tokens = max_batch_tokens
+        self.dtype = dtype or _dtype_name(model.dtype)  # the default for every computation
         self.adapters: dict[str, str] = {}  # role -> adapter fingerprint
-        self.weights = RoleWeights(model)
+        self._adapter_paths: dict[str, Path] = {}
+        self._load = load
+        self._model = self.weights = None
         self.stats = EngineStats()
+        if model is not None:
+            self._install(model)
+
+    @property
+    def model(self):
+        """The model, loaded in the default dtype if nothing is loaded yet."""
+        if self._model is None:
+            self._ready(self.dtype)
+        return self._model
+
+    def _install(self, model) -> None:
         # HF applies the LM head to a slice of the hidden states (the last position, or the tail that
         # logits_to_keep asks for): a non-contiguous view. With a head weight that does not require
         # grad (PEFT's loading turns it off), torch's matmul then broadcasts the 49k x 576 weight to
@@ -79,33 +105,52 @@ class Engine:
         # input takes the matrix-product path, with bit-identical logits: MMLU scoring 95 s -> 53 s
         # per role, and generation's prefill is spared the same copy.
         model.get_output_embeddings().register_forward_pre_hook(lambda _, args: (args[0].contiguous(), *args[1:]))
+        self._model, self.weights = model, RoleWeights(model)
+        for role, path in self._adapter_paths.items():
+            self.weights.add(role, path)
+
+    def _ready(self, dtype: str) -> None:
+        """Make sure the model is loaded in `dtype`, with every adapter merged."""
+        if self._model is not None and _dtype_name(self._model.dtype) == dtype:
+            return
+        if self._load is None:
+            raise ValueError(f"this engine was given a {_dtype_name(self._model.dtype)} model and cannot load "
+                             f"{dtype}; construct it with a loader")
+        self._model = self.weights = None
+        release_memory()
+        self.stats.loads.append(dtype)
+        self._install(self._load(dtype))
 
     # ---- adapters -------------------------------------------------------------------------
     def add_adapter(self, role: str, path: Path, fingerprint: str) -> None:
-        """Merge a PEFT adapter into a kept copy of the base weights, switched in as `role`."""
+        """Merge a PEFT adapter into a kept copy of the base weights, switched in as `role` (when the
+        model is loaded: now or later)."""
         if role == BASE or role in self.adapters:
             raise ValueError(f"role {role!r} is already loaded")
-        self.weights.add(role, path)
+        if self.weights is not None:
+            self.weights.add(role, path)
+        self._adapter_paths[role] = path
         self.adapters[role] = fingerprint
 
     @contextlib.contextmanager
-    def _as(self, role: str):
+    def _as(self, role: str, dtype: str | None = None):
         if role != BASE and role not in self.adapters:
             raise KeyError(f"no adapter loaded for role {role!r}")
+        self._ready(dtype or self.dtype)
         self.weights.use(role)
         with torch.inference_mode():
             yield
 
-    def _key(self, role: str, kind: str, payload: object, settings: dict) -> str:
+    def _key(self, role: str, kind: str, payload: object, settings: dict, dtype: str | None = None) -> str:
         # The dtype and the merged adapter change the numbers, so they are part of the key.
         return cache_key(
-            kind=kind, model=self.base.fingerprint, dtype=str(self.model.dtype), adapter=self.adapters.get(role),
-            adapter_weights="merged", payload=payload, settings=settings,
+            kind=kind, model=self.base.fingerprint, dtype=f"torch.{dtype or self.dtype}",
+            adapter=self.adapters.get(role), adapter_weights="merged", payload=payload, settings=settings,
         )
 
-    def _cached(self, role: str, kind: str, payloads: list, settings: dict, compute) -> list:
+    def _cached(self, role: str, kind: str, payloads: list, settings: dict, compute, dtype: str | None = None) -> list:
         """Return cached values where present; compute the rest in one call and store them."""
-        keys = [self._key(role, kind, p, settings) for p in payloads]
+        keys = [self._key(role, kind, p, settings, dtype) for p in payloads]
         found = self.cache.get_many(keys) if self.cache is not None else {}
         self.stats.cache_hits += len(found)
         todo = [i for i, k in enumerate(keys) if k not in found]
@@ -194,14 +239,17 @@ class Engine:
         return [self.tokenizer.decode(row, skip_special_tokens=True).strip() for row in new_tokens]
 
     # ---- log-likelihood -------------------------------------------------------------------
-    def loglikelihood(self, role: str, pairs: list[tuple[str, str]]) -> list[tuple[float, bool]]:
+    def loglikelihood(self, role: str, pairs: list[tuple[str, str]], dtype: str | None = None
+                      ) -> list[tuple[float, bool]]:
         """For each (context, continuation): the summed log-probability of the continuation's
-        tokens given the context, and whether greedy decoding would have produced them."""
+        tokens given the context, and whether greedy decoding would have produced them. In `dtype`
+        if given, else the engine's default."""
         payloads = [list(p) for p in pairs]
-        values = self._cached(role, "loglikelihood", payloads, {}, lambda todo: self._loglikelihood(role, todo))
+        values = self._cached(role, "loglikelihood", payloads, {},
+                              lambda todo: self._loglikelihood(role, todo, dtype), dtype)
         return [(float(v[0]), bool(v[1])) for v in values]
 
-    def _loglikelihood(self, role: str, pairs: list[list[str]]) -> list[list]:
+    def _loglikelihood(self, role: str, pairs: list[list[str]], dtype: str | None = None) -> list[list]:
         tok = self.tokenizer
         context_lengths: dict[str, int] = {}
         # The choices of a question share one packed row: its context once, then each choice's
@@ -219,7 +267,7 @@ class Engine:
         packed = sorted(rows.items(), key=lambda r: -(len(r[0]) + sum(len(c) - 1 for c in r[1])))
         out: list[list] = [[0.0, False]] * len(pairs)
         widths = [len(ctx) + sum(len(c) - 1 for c in conts) for ctx, conts in packed]
-        with self._as(role):
+        with self._as(role, dtype):
             for part in token_budget_batches(widths, self.batch_size, self.max_batch_tokens):
                 batch = [(ctx, list(conts)) for ctx, conts in packed[part]]
                 logits, where = self._forward_packed(batch)

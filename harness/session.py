@@ -5,8 +5,6 @@ are usable (and tested) without pytest.
 """
 from __future__ import annotations
 
-import ctypes
-import gc
 import secrets
 import subprocess
 from dataclasses import dataclass, field
@@ -25,6 +23,7 @@ from harness.errors import TunegateError
 from harness.fingerprints import file_sha256, json_sha256
 from harness.gates import GateResult
 from harness.history import History
+from harness.memory import release_memory
 from harness.models import (
     BUNDLED,
     BaseModelRef,
@@ -55,17 +54,6 @@ def _git_commit(cwd: Path) -> str | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip() or None
-
-
-def release_memory() -> None:
-    """Collect garbage and hand freed memory back to the OS. glibc keeps freed pages in its arenas: after
-    training the demo's process stayed at 2.3 GB, and the engine's allocations piled on top; trimmed,
-    it is 0.7 GB."""
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to trim
-        pass
 
 
 def refuse_to_train(check: CheckReport) -> None:
@@ -213,12 +201,11 @@ class RunSession:
         """One base model in memory with the candidate (and champion, if any) as switchable adapters."""
         if self._engine is None:
             candidate = self.adapter()
-            m = self.config.model
-            model = load_model(self.base, m.dtype, m.trust_remote_code)
+            m, e = self.config.model, self.config.engine
             tokenizer = load_tokenizer(self.base, m.trust_remote_code)
             cache = ResultCache(self.workspace / "cache.sqlite")
-            e = self.config.engine
-            self._engine = Engine(model, tokenizer, self.base, cache, e.batch_size, e.max_batch_tokens)
+            self._engine = Engine(None, tokenizer, self.base, cache, e.batch_size, e.max_batch_tokens, dtype=m.dtype,
+                                  load=lambda dtype: load_model(self.base, dtype, m.trust_remote_code))
             self._engine.add_adapter(CANDIDATE, candidate.path, candidate.fingerprint)
             champ = self.champion
             if champ is not None and champ.fingerprint != candidate.fingerprint:
@@ -242,10 +229,11 @@ class RunSession:
         engine = self.engine()
         return {role: engine.generate(r, prompts, max_new_tokens) for role, r in self.roles().items()}
 
-    def loglikelihood_all(self, pairs: list[tuple[str, str]]) -> dict[str, list[float]]:
-        """Log-likelihoods of the same (context, continuation) pairs under every role."""
+    def loglikelihood_all(self, pairs: list[tuple[str, str]], dtype: str | None = None) -> dict[str, list[float]]:
+        """Log-likelihoods of the same (context, continuation) pairs under every role (in `dtype`, if
+        given, else the model's)."""
         engine = self.engine()
-        return {role: [ll for ll, _ in engine.loglikelihood(r, pairs)] for role, r in self.roles().items()}
+        return {role: [ll for ll, _ in engine.loglikelihood(r, pairs, dtype)] for role, r in self.roles().items()}
 
     def outcome(self, suite: str):
         """The suite's evaluation, run once per session."""

@@ -174,7 +174,8 @@ def test_cache_hits_equal_fresh_results(tiny_ref, tiny_tokenizer, tmp_path):
     pairs = [("The answer is", " billing"), ("Short", " a longer continuation"), ("x", " y")]
 
     def run(cache):
-        engine = Engine(load_model(tiny_ref, "float32"), tiny_tokenizer, tiny_ref, cache, batch_size=2)
+        engine = Engine(None, tiny_tokenizer, tiny_ref, cache, batch_size=2, dtype="float32",
+                        load=lambda dtype: load_model(tiny_ref, dtype))
         engine.add_adapter("candidate", adapter, "fp-a1")
         out = {role: (engine.generate(role, CONVS, max_new_tokens=8),
                       engine.sample(role, CONVS[:2], 3, 8, temperature=0.9, top_p=0.95, seed=5),
@@ -186,6 +187,32 @@ def test_cache_hits_equal_fresh_results(tiny_ref, tiny_tokenizer, tmp_path):
     assert first_stats.computed_by_role == {BASE: 10, "candidate": 10} and first_stats.cache_hits == 0
     cached, cached_stats = run(ResultCache(tmp_path / "cache.sqlite"))
     assert cached_stats.computed_by_role == {} and cached_stats.cache_hits == 20
+    assert first_stats.loads == ["float32"] and cached_stats.loads == []  # all cached: the model never loads
     fresh, _ = run(None)
     assert cached == fresh == first
     assert first[BASE] != first["candidate"]
+
+
+def test_scoring_in_another_dtype_reloads_one_model_with_its_adapters(tiny_ref, tiny_tokenizer, tmp_path):
+    """A bf16 engine asked for float32 scores (as MMLU asks) reloads the model in float32 with the adapter
+    merged, frees the bf16 copy, gets what a float32 engine gets, and keeps the dtypes apart in the cache."""
+    import weakref
+
+    adapter = _random_adapter(tiny_ref, tmp_path / "a1", 1)
+    pairs = [("My invoice is", " wrong and late"), ("Sync is", " broken")]
+    engine = Engine(None, tiny_tokenizer, tiny_ref, ResultCache(tmp_path / "cache.sqlite"), batch_size=2,
+                    dtype="bfloat16", load=lambda dtype: load_model(tiny_ref, dtype))
+    engine.add_adapter("candidate", adapter, "fp-a1")
+    engine.generate("candidate", CONVS[:2], max_new_tokens=4)
+    bf16_model = weakref.ref(engine.model)
+    assert engine.stats.loads == ["bfloat16"]
+
+    fp32 = engine.loglikelihood("candidate", pairs, dtype="float32")
+    assert engine.stats.loads == ["bfloat16", "float32"] and engine.model.dtype == torch.float32
+    assert bf16_model() is None  # one copy of the model at a time
+    reference = Engine(load_model(tiny_ref, "float32"), tiny_tokenizer, tiny_ref, None, batch_size=2)
+    reference.add_adapter("candidate", adapter, "fp-a1")
+    assert fp32 == reference.loglikelihood("candidate", pairs)
+
+    bf16 = engine.loglikelihood("candidate", pairs)  # the default dtype: not float32's cache entries
+    assert engine.stats.loads == ["bfloat16", "float32", "bfloat16"] and bf16 != fp32

@@ -110,7 +110,7 @@ def evaluate(session) -> MMLUOutcome:
     pairs = mmlu.requests(questions, cfg.format, shots)
     key = "correct_norm" if cfg.metric == "acc_norm" else "correct"
     correct, metrics = {}, {}
-    for role, lls in session.loglikelihood_all(pairs).items():
+    for role, lls in session.loglikelihood_all(pairs, cfg.dtype).items():
         scored = mmlu.score(questions, lls, cfg.format)
         correct[role] = [r[key] for r in scored]
         for i, (q, r) in enumerate(zip(questions, scored)):
