@@ -102,9 +102,9 @@ class Engine:
         # HF applies the LM head to a slice of the hidden states (the last position, or the tail that
         # logits_to_keep asks for): a non-contiguous view. With a head weight that does not require
         # grad (PEFT's loading turns it off), torch's matmul then broadcasts the 49k x 576 weight to
-        # every row, a 900 MB copy per batch of 16, instead of one matrix product. A contiguous
-        # input takes the matrix-product path, with bit-identical logits: MMLU scoring 95 s -> 53 s
-        # per role, and generation's prefill is spared the same copy.
+        # every row, a 900 MB copy per batch of 16 (pytorch/pytorch#151934), instead of one matrix
+        # product. A contiguous input takes the matrix-product path, with bit-identical logits: MMLU
+        # scoring 95 s -> 53 s per role, and generation's prefill is spared the same copy.
         model.get_output_embeddings().register_forward_pre_hook(lambda _, args: (args[0].contiguous(), *args[1:]))
         self._model, self.weights = model, RoleWeights(model)
         for role, path in self._adapter_paths.items():
@@ -265,9 +265,13 @@ class Engine:
                 context_lengths[context] = len(tok(context, add_special_tokens=False)["input_ids"])
             n_cont = max(1, min(len(whole) - 1, len(whole) - context_lengths[context]))
             rows.setdefault(tuple(whole[:-n_cont]), {}).setdefault(tuple(whole[-n_cont:]), []).append(i)
-        packed = sorted(rows.items(), key=lambda r: -(len(r[0]) + sum(len(c) - 1 for c in r[1])))
+        def width(row) -> int:  # the packed row's length: the context, then each branch
+            ctx, conts = row
+            return len(ctx) + sum(len(c) - 1 for c in conts)
+
+        packed = sorted(rows.items(), key=lambda r: -width(r))
+        widths = [width(r) for r in packed]
         out: list[list] = [[0.0, False]] * len(pairs)
-        widths = [len(ctx) + sum(len(c) - 1 for c in conts) for ctx, conts in packed]
         with self._as(role, dtype):
             for part in token_budget_batches(widths, self.batch_size, self.max_batch_tokens):
                 batch = [(ctx, list(conts)) for ctx, conts in packed[part]]
