@@ -118,7 +118,7 @@ class Engine:
             raise ValueError(f"this engine was given a {_dtype_name(self._model.dtype)} model and cannot load "
                              f"{dtype}; construct it with a loader")
         self._model = self.weights = None
-        release_memory()
+        release_memory()  # the other dtype's copy, or training's model before the first load
         self.stats.loads.append(dtype)
         self._install(self._load(dtype))
 

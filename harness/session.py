@@ -23,7 +23,6 @@ from harness.errors import TunegateError
 from harness.fingerprints import file_sha256, json_sha256
 from harness.gates import GateResult
 from harness.history import History
-from harness.memory import release_memory
 from harness.models import (
     BUNDLED,
     BaseModelRef,
@@ -194,7 +193,6 @@ class RunSession:
                     self.config.data.system_prompt, self.data_hashes, retrain=self.retrain,
                     trust_remote_code=self.config.model.trust_remote_code,
                 )
-            release_memory()  # training's model copy is garbage now; free it before the engine loads
         return self._adapter
 
     def engine(self) -> Engine:
