@@ -1,13 +1,17 @@
-"""Atomic writes: a reader sees the old content or the complete new content, never a partial file."""
+"""Atomic writes: a reader sees the old content or the complete new content, never a partial file.
+Folders that take long to build (adapters, converted models) also get one builder at a time."""
 from __future__ import annotations
 
 import contextlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Iterator
+
+from filelock import FileLock, Timeout
 
 
 def write_text(path: Path, text: str) -> None:
@@ -32,11 +36,12 @@ def write_json(path: Path, data: object) -> None:
 
 
 @contextlib.contextmanager
-def build_dir(final: Path) -> Iterator[Path]:
+def build_dir(final: Path, replace: bool = False) -> Iterator[Path]:
     """Yield a temporary sibling folder; on success it is renamed to `final` in one step.
 
-    If `final` appeared meanwhile (another process built it), the new copy is discarded:
-    content-addressed folders with the same name hold the same thing.
+    If `final` exists (another process built it), the new copy is discarded: content-addressed
+    folders with the same name hold the same thing. With `replace` (a forced rebuild, under
+    `one_builder`), the old folder is moved aside and the new one takes its name instead.
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -44,11 +49,18 @@ def build_dir(final: Path) -> Iterator[Path]:
     tmp.chmod(0o755)  # mkdtemp makes it private; the finished folder is an ordinary one
     try:
         yield tmp
-        try:
+        if replace and final.exists():
+            old = final.with_name(f".{final.name}.replaced.tmp")  # a leftover one_builder sweeps
+            shutil.rmtree(old, ignore_errors=True)
+            os.rename(final, old)
             os.rename(tmp, final)
-        except OSError:
-            if not final.is_dir():
-                raise
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            try:
+                os.rename(tmp, final)
+            except OSError:
+                if not final.is_dir():
+                    raise
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -62,3 +74,27 @@ def point_symlink(link: Path, target: str) -> None:
         tmp.unlink()
     os.symlink(target, tmp)
     os.replace(tmp, link)
+
+
+@contextlib.contextmanager
+def one_builder(final: Path, what: str) -> Iterator[None]:
+    """Hold the lock on building the folder `final`, waiting (and saying so) while another process holds it.
+
+    Two runs on one workspace (two CI jobs) that need the same adapter then train it once: the second
+    waits, finds it built, and reuses it. Once the lock is held nobody else is building `final`, so
+    its temporary siblings are the leftovers of a killed builder, and are removed.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(final.with_name(f".{final.name}.lock"))  # released by the OS if this process dies
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        print(f"tunegate: another run is building {what} ({final.name}); waiting for it", file=sys.stderr, flush=True)
+        lock.acquire()
+    try:
+        for leftover in final.parent.glob(f".{final.name}.*.tmp"):
+            shutil.rmtree(leftover, ignore_errors=True)
+        yield
+    finally:
+        lock.release()

@@ -15,6 +15,7 @@ from harness.config import Config, config_path, load_config
 from harness.curation import commands as curation_commands
 from harness.errors import TunegateError
 from harness.history import History
+from harness.redaction import redact
 from harness.registry import Registry
 
 
@@ -24,7 +25,7 @@ def _config(args: argparse.Namespace) -> Config:
 
 def _registry(args: argparse.Namespace) -> Registry:
     config = _config(args)
-    return Registry(config.path(config.workspace.dir) / "registry")
+    return Registry.in_workspace(config.path(config.workspace.dir))
 
 
 def _history(args: argparse.Namespace) -> History:
@@ -258,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except TunegateError as e:
-        print(f"tunegate: error: {e}", file=sys.stderr)
+        print(f"tunegate: error: {redact(str(e))}", file=sys.stderr)
         return 2
 
 

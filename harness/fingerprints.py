@@ -18,3 +18,20 @@ def file_sha256(path: Path) -> str:
 def json_sha256(value: object) -> str:
     """sha256 of a canonical JSON rendering (sorted keys), stable across runs and machines."""
     return hashlib.sha256(json.dumps(value, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def adapter_fingerprint(folder: Path) -> str:
+    """sha256 over a PEFT adapter's config and weights, for cache keys and the registry."""
+    h = hashlib.sha256()
+    for name in ("adapter_config.json", "adapter_model.safetensors"):
+        h.update(name.encode())
+        h.update(file_sha256(Path(folder) / name).encode())
+    return h.hexdigest()
+
+
+def adapter_intact(folder: Path, fingerprint: str) -> bool:
+    """Whether the adapter in `folder` still has the files it was fingerprinted with (none missing)."""
+    try:
+        return adapter_fingerprint(folder) == fingerprint
+    except OSError:
+        return False

@@ -49,13 +49,20 @@ def convert_gguf(gguf: Path, out_dir: Path) -> Path:
     """Dequantize a GGUF into a plain safetensors model folder (once; reused when present)."""
     if (out_dir / FINGERPRINT_FILE).is_file():
         return out_dir
+    with atomic.one_builder(out_dir, "the bundled model's safetensors copy"):
+        if not (out_dir / FINGERPRINT_FILE).is_file():  # else the run we waited for converted it
+            _convert(gguf, out_dir)
+    return out_dir
+
+
+def _convert(gguf: Path, out_dir: Path) -> None:
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
     print(f"tunegate: converting the bundled GGUF into {out_dir} (once)", flush=True)
     digest = file_sha256(gguf)
-    with atomic.build_dir(out_dir) as tmp:
+    with atomic.build_dir(out_dir, replace=True) as tmp:
         kwargs = {"gguf_file": gguf.name}
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, **kwargs)
         quantized = AutoModelForCausalLM.from_pretrained(gguf.parent, **kwargs)
@@ -69,7 +76,6 @@ def convert_gguf(gguf: Path, out_dir: Path) -> Path:
         tokenizer.save_pretrained(tmp)
         # Written last: its presence marks a complete folder.
         (tmp / FINGERPRINT_FILE).write_text(f"gguf-sha256:{digest}\n")
-    return out_dir
 
 
 def local_fingerprint(folder: Path) -> str:

@@ -42,6 +42,8 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+FOLDER = "registry"  # under the workspace
+DB_FILE = "registry.sqlite"
 PROMOTIONS = ("promote", "manual-promote")
 ROLLBACK = "rollback"
 
@@ -68,8 +70,17 @@ class Registry:
     def __init__(self, root: Path):
         self.root = Path(root)
         self.artifacts = self.root / "artifacts"
-        self._db = sqlite_store.connect(self.root / "registry.sqlite")
+        self._db = sqlite_store.connect(self.root / DB_FILE)
         self._db.executescript(SCHEMA)
+
+    @classmethod
+    def in_workspace(cls, workspace: Path) -> "Registry":
+        return cls(Path(workspace) / FOLDER)
+
+    @staticmethod
+    def exists_in(workspace: Path) -> bool:
+        """Whether the workspace has a registry yet (opening one creates it)."""
+        return (Path(workspace) / FOLDER / DB_FILE).is_file()
 
     def _version(self, row: tuple) -> Version:
         aid, fp, path, run_id, created, base_fp, cfg_hash, data, metrics, gates = row

@@ -20,7 +20,7 @@ from harness.curation.checks import CheckReport, check_run
 from harness.data import Example, check_leakage, load_jsonl, split_train_val
 from harness.engine import BASE, Engine
 from harness.errors import TunegateError
-from harness.fingerprints import file_sha256, json_sha256
+from harness.fingerprints import adapter_intact, file_sha256, json_sha256
 from harness.gates import GateResult
 from harness.history import History
 from harness.models import (
@@ -147,6 +147,17 @@ class RunSession:
             from training.store import open_external
 
             open_external(self.adapter_path)
+        self.check_champion()
+
+    def check_champion(self) -> None:
+        """Refuse to compare against a champion whose stored files changed since it was promoted."""
+        if not Registry.exists_in(self.workspace):
+            return  # nothing was ever promoted here; don't create the workspace just to look
+        champ = self.champion
+        if champ is not None and not adapter_intact(champ.path, champ.fingerprint):
+            raise TunegateError(
+                f"registry: the champion {champ.adapter_id} in {champ.path} is missing files or does not match its "
+                "fingerprint; restore that folder, or `tunegate rollback` to the previous champion")
 
     @cached_property
     def data_hashes(self) -> dict[str, str]:
@@ -167,7 +178,7 @@ class RunSession:
 
     @cached_property
     def registry(self) -> Registry:
-        return Registry(self.workspace / "registry")
+        return Registry.in_workspace(self.workspace)
 
     @cached_property
     def data_check(self) -> CheckReport:

@@ -43,7 +43,26 @@ def test_train_store_and_reuse(tmp_path, tiny_ref, data):
 
     forced = get_or_train(store, tiny_ref, train, val, CFG, "Be brief.", {"train": "sha"}, retrain=True)
     assert forced.trained_now and forced.path == a.path
-    assert sorted(p.name for p in store.iterdir()) == [a.path.name]  # swapped in place, no leftovers
+    leftovers = sorted(p.name for p in store.iterdir() if p.suffix != ".lock")  # the lock file stays, empty
+    assert leftovers == [a.path.name]  # swapped in place, no leftovers
+
+
+def test_a_corrupt_stored_adapter_is_trained_again_and_a_killed_builds_leftovers_are_swept(tmp_path, tiny_ref, data,
+                                                                                        capsys):
+    train, val = data
+    store = tmp_path / "adapters"
+    a = get_or_train(store, tiny_ref, train, val, CFG, None, {})
+    weights = a.path / "adapter_model.safetensors"
+    good = weights.read_bytes()
+    weights.write_bytes(good[:-64] + bytes(64))  # same size, last values zeroed: only the hash can tell
+    killed = store / f".{a.path.name}.x1y2z3.tmp"  # what a run killed mid-training leaves behind
+    (killed / ".checkpoints-abc").mkdir(parents=True)
+
+    again = get_or_train(store, tiny_ref, train, val, CFG, None, {})
+    assert again.trained_now and again.path == a.path
+    assert "is corrupt" in capsys.readouterr().err
+    assert weights.read_bytes() == good  # training is deterministic: the same weights again
+    assert not killed.exists()
 
 
 def test_key_changes_with_every_input(tiny_ref, data):

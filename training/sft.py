@@ -133,7 +133,8 @@ def train_lora(
     started = time.monotonic()
     model = load_model(base, "float32", trust_remote_code)
     history = LossHistory()
-    with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=".checkpoints-") as ckpt:
+    # Inside out_dir: a killed run's checkpoints go with its unfinished folder, which the next builder sweeps.
+    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".checkpoints-") as ckpt:
         trainer = build_trainer(model, tokenizer, train, val, cfg, Path(ckpt), system_prompt,
                                 [NanGuard(), history, Progress()])
         result = trainer.train()

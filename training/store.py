@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import platform
-import shutil
+import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
@@ -20,7 +19,7 @@ from harness import atomic
 from harness.config import TrainingConfig
 from harness.data import Example
 from harness.errors import TunegateError
-from harness.fingerprints import file_sha256, json_sha256
+from harness.fingerprints import adapter_fingerprint, adapter_intact, json_sha256
 from harness.models import BaseModelRef, describe, load_tokenizer
 
 METADATA_FILE = "tunegate.json"
@@ -70,15 +69,6 @@ def adapter_key(base: BaseModelRef, train: list[Example], val: list[Example], cf
     return json_sha256(payload)
 
 
-def adapter_fingerprint(folder: Path) -> str:
-    """sha256 over an adapter's config and weights, for cache keys and the registry."""
-    h = hashlib.sha256()
-    for name in ("adapter_config.json", "adapter_model.safetensors"):
-        h.update(name.encode())
-        h.update(file_sha256(folder / name).encode())
-    return h.hexdigest()
-
-
 def open_external(path: Path) -> StoredAdapter:
     """An adapter trained elsewhere (--adapter PATH), in standard PEFT format."""
     path = Path(path).expanduser().resolve()
@@ -102,10 +92,20 @@ def training_data(folder: Path) -> dict | None:
 
 
 def _load_stored(folder: Path) -> StoredAdapter | None:
+    """The adapter stored in `folder`, or None if there is none or its weights no longer match the
+    fingerprint recorded when it was trained (nothing corrupt is reused)."""
     meta_file = folder / METADATA_FILE
     if not meta_file.is_file():
         return None
-    meta = json.loads(meta_file.read_text())
+    try:
+        meta = json.loads(meta_file.read_text())
+        intact = adapter_intact(folder, meta["fingerprint"])
+    except (OSError, ValueError, KeyError):
+        intact = False
+    if not intact:
+        print(f"tunegate: stored adapter {folder.name} is corrupt (its files do not match {METADATA_FILE}); "
+              "training it again", file=sys.stderr, flush=True)
+        return None
     return StoredAdapter(id=meta["adapter_id"], path=folder, fingerprint=meta["fingerprint"], metadata=meta)
 
 
@@ -120,46 +120,38 @@ def get_or_train(
     retrain: bool = False,
     trust_remote_code: bool = False,
 ) -> StoredAdapter:
-    """Reuse the adapter trained on the same inputs, or train it now and store it atomically."""
+    """Reuse the adapter trained on the same inputs, or train it now and store it atomically. One run
+    trains a given adapter at a time; a concurrent run with the same inputs waits and reuses it."""
     from training.sft import train_lora
 
     key = adapter_key(base, train, val, cfg, system_prompt)
     final = store / key[:24]
     if not retrain and (found := _load_stored(final)) is not None:
         return found
-    # --retrain over an existing folder builds beside it and swaps, so the old one stays usable until then.
-    target = final.with_name(f"{final.name}.retrain") if final.exists() else final
-    with atomic.build_dir(target) as tmp:
-        report = train_lora(base, load_tokenizer(base, trust_remote_code), train, val, cfg, tmp,
-                            system_prompt, trust_remote_code)
-        fingerprint = adapter_fingerprint(tmp)
-        meta = {
-            "adapter_id": f"sft-{fingerprint[:12]}",
-            "key": key,
-            "fingerprint": fingerprint,
-            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "method": "lora",
-            "base_model": describe(base),
-            "data": {**data_hashes, "train_examples": len(train), "val_examples": len(val),
-                     "train_sha256": examples_sha256(train), "val_sha256": examples_sha256(val)},
-            "system_prompt": system_prompt,
-            "training": cfg.model_dump(mode="json"),
-            "loss_history": {"train": report.train_loss, "val": report.val_loss},
-            "best_val_loss": report.best_val_loss,
-            "steps": report.steps,
-            "train_seconds": report.seconds,
-            "libraries": library_versions(),
-        }
-        atomic.write_json(tmp / METADATA_FILE, meta)
-    if target != final:
-        _swap(target, final)
+    with atomic.one_builder(final, "this adapter"):
+        if not retrain and (found := _load_stored(final)) is not None:
+            return found  # built by the run we waited for
+        # A forced or corrupt rebuild replaces the old folder only once the new one is complete.
+        with atomic.build_dir(final, replace=True) as tmp:
+            report = train_lora(base, load_tokenizer(base, trust_remote_code), train, val, cfg, tmp,
+                                system_prompt, trust_remote_code)
+            fingerprint = adapter_fingerprint(tmp)
+            meta = {
+                "adapter_id": f"sft-{fingerprint[:12]}",
+                "key": key,
+                "fingerprint": fingerprint,
+                "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "method": "lora",
+                "base_model": describe(base),
+                "data": {**data_hashes, "train_examples": len(train), "val_examples": len(val),
+                         "train_sha256": examples_sha256(train), "val_sha256": examples_sha256(val)},
+                "system_prompt": system_prompt,
+                "training": cfg.model_dump(mode="json"),
+                "loss_history": {"train": report.train_loss, "val": report.val_loss},
+                "best_val_loss": report.best_val_loss,
+                "steps": report.steps,
+                "train_seconds": report.seconds,
+                "libraries": library_versions(),
+            }
+            atomic.write_json(tmp / METADATA_FILE, meta)
     return StoredAdapter(id=meta["adapter_id"], path=final, fingerprint=fingerprint, metadata=meta, trained_now=True)
-
-
-def _swap(new: Path, final: Path) -> None:
-    old = final.with_name(f".{final.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
-    os.rename(final, old)
-    os.rename(new, final)
-    shutil.rmtree(old, ignore_errors=True)
-
