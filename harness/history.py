@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from harness import sqlite_store
+from harness import redaction, sqlite_store
 from harness.errors import TunegateError
 
 HISTORY_FILE = "history.sqlite"
@@ -105,7 +105,9 @@ class History:
         return cls(Path(workspace) / HISTORY_FILE)
 
     def record(self, results: dict, results_path: Path) -> None:
-        """Store (or replace) the row of a finished run from its results."""
+        """Store (or replace) the row of a finished run from its results (secrets redacted)."""
+        # Redacted as data, before json.dumps escapes anything; without the examples, which are not stored here.
+        results = redaction.redact_data({k: v for k, v in results.items() if k != "examples"})
         v = results["verdict"]
         row = (
             results["run_id"], results["started_at"], results["finished_at"], results.get("git_commit"),

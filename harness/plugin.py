@@ -2,7 +2,8 @@
 
 It stays inert unless the collected tests include a suite (marked `tunegate_suite`), so the
 plugin being installed never changes an unrelated test run. Hook bodies only call plain
-functions from `harness.session`.
+functions from `harness.session`. Whatever it prints, and pytest's reports of suite tests, go through
+`harness.redaction` first, so secrets in the environment or in URLs never reach the terminal or JUnit XML.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 
 from harness.config import config_path
 from harness.errors import TunegateError
+from harness.redaction import redact, redact_test_report
 from harness.session import RunSession, Verdict
 from harness.suites import SUITES
 
@@ -84,7 +86,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         state.error = e
     for param in params:
         got = items.get(param, [])
-        metafunc.parametrize(param, got, ids=[item.id for item in got])
+        metafunc.parametrize(param, got, ids=[redact(item.id) for item in got])
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -143,7 +145,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         state.run.validate_inputs()
     except TunegateError as e:
         state.active = False
-        raise pytest.UsageError(str(e)) from None
+        raise pytest.UsageError(redact(str(e))) from None
     state.complete = is_complete(coverage(session.items), state.run, state.deselected)
 
 
@@ -162,8 +164,8 @@ def adapter(request: pytest.FixtureRequest, tunegate_run: RunSession):
         with capman.global_and_fixture_disabled() if capman else contextlib.nullcontext():
             return tunegate_run.adapter()
     except TunegateError as e:
-        request.config.stash[STATE].aborted = str(e)
-        pytest.exit(f"tunegate: {e}", returncode=1)
+        request.config.stash[STATE].aborted = redact(str(e))
+        pytest.exit(redact(f"tunegate: {e}"), returncode=1)
 
 
 @pytest.fixture(scope="session")
@@ -190,6 +192,16 @@ def check_gate(run: RunSession, suite: str, gate: str, outcome) -> None:
     assert result.passed, result.describe()
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """Redact suite tests' failure text, xfail reasons and captured output before the terminal and
+    JUnit XML see them (tryfirst: the outermost wrapper, so it runs after skipping has set `wasxfail`)."""
+    report = yield
+    if item.get_closest_marker(MARKER) is not None:
+        redact_test_report(report)
+    return report
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = session.config.stash[STATE]
     if not state.active or session.config.option.collectonly:
@@ -210,4 +222,4 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if state.run.report_paths:
         reporter.write_line(f"tunegate: report in {state.run.report_paths.html}")
     ok = state.verdict.status == "PROMOTED"
-    reporter.write_line(state.verdict.line, bold=True, green=ok, red=not ok)
+    reporter.write_line(redact(state.verdict.line), bold=True, green=ok, red=not ok)

@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import atomic
+from harness import atomic, redaction
 from harness.history import History
 from harness.report import html, summary
 from harness.review import agreement
@@ -26,12 +26,15 @@ class Written:
 
 
 def write_reports(results: dict, run_dir: Path, history: History) -> Written:
-    """Render both files atomically into `run_dir`; append the summary to $GITHUB_STEP_SUMMARY when set."""
+    """Render both files atomically into `run_dir`; append the summary to $GITHUB_STEP_SUMMARY when set.
+    Secrets are redacted from the results before rendering (HTML escaping could hide one from a search of
+    the page) and from the rendered text too (the history's older runs and grade notes feed the page)."""
     run_dir = Path(run_dir)
+    results = redaction.redact_data(results)
     runs = [r for r in history.runs() if r.started_at <= results["started_at"]]
-    page = html.render(results, runs, agreement(results, history.grades(results["run_id"])))
+    page = redaction.redact(html.render(results, runs, agreement(results, history.grades(results["run_id"]))))
     atomic.write_text(run_dir / HTML_FILE, page)
-    text = summary.render(results, report_link=f"{run_dir.parent.name}/{run_dir.name}/{HTML_FILE}")
+    text = redaction.redact(summary.render(results, report_link=f"{run_dir.parent.name}/{run_dir.name}/{HTML_FILE}"))
     atomic.write_text(run_dir / SUMMARY_FILE, text)
     step_summary = os.environ.get(STEP_SUMMARY_ENV)
     if step_summary:
