@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import torch
 
 from harness.cache import ResultCache, cache_key
+from harness.errors import TunegateError
 from harness.memory import release_memory
 from harness.models import BaseModelRef
 from harness.role_weights import BASE, RoleWeights
@@ -29,6 +32,8 @@ class EngineStats:
     cache_hits: int = 0
     computed_by_role: dict[str, int] = field(default_factory=dict)  # items not found in the cache
     loads: list[str] = field(default_factory=list)  # the dtype of each model load (lazy engines)
+    # Each batch that ran out of memory and was halved: {"kind", "rows", "retry_rows", "setting", "limit"}.
+    oom_halvings: list[dict] = field(default_factory=list)
 
 
 def _dtype_name(dtype: torch.dtype) -> str:
@@ -50,21 +55,25 @@ class GumbelNoise:
         return scores.float() + gumbel
 
 
-def token_budget_batches(widths: list[int], max_rows: int, max_tokens: int) -> list[slice]:
-    """Split items sorted longest first into consecutive batches of at most `max_rows` rows and at most
-    `max_tokens` padded tokens (rows x the batch's first, widest row), one row at the least.
+def out_of_memory(error: BaseException) -> bool:
+    """Whether `error` is an allocation failure: CUDA's OutOfMemoryError, the RuntimeError of torch's CPU
+    allocator ("DefaultCPUAllocator: can't allocate memory: you tried to allocate ..."), or another
+    backend's "out of memory"."""
+    message = str(error).lower()
+    return isinstance(error, torch.OutOfMemoryError) or (
+        isinstance(error, RuntimeError) and ("can't allocate memory" in message or "out of memory" in message))
+
+
+def budget_rows(width: int, max_rows: int, max_tokens: int) -> int:
+    """Rows in a scoring batch whose first (widest) row is `width` tokens: at most `max_rows` rows and at
+    most `max_tokens` padded tokens (rows x width), one row at the least.
 
     Why tokens and not only rows: a scoring batch's memory grows with rows x width, and the long
     questions come first. Scoring the demo's 818 MMLU questions as one role in bf16, 16 rows a batch
     took 54.9 s and peaked 771 MB above the engine; at most 4096 tokens, 51.6 s and 570 MB; 2048,
     55.9 s and 400 MB; 1024, 59.8 s and 305 MB. In float32: 4096, 99.7 s and 1494 MB; 2048, 100.4 s
     and 895 MB."""
-    out, start = [], 0
-    while start < len(widths):
-        end = min(len(widths), start + max(1, min(max_rows, max_tokens // max(1, widths[start]))))
-        out.append(slice(start, end))
-        start = end
-    return out
+    return max(1, min(max_rows, max_tokens // max(1, width)))
 
 
 class Engine:
@@ -88,6 +97,9 @@ class Engine:
         self._load = load
         self._model = self.weights = None
         self.stats = EngineStats()
+        # Limits an allocation failure lowered, kept for the engine's life (see _in_batches): generation's
+        # rows, scoring's padded tokens.
+        self._lowered: dict[str, int] = {}
         if model is not None:
             self._install(model)
 
@@ -164,6 +176,61 @@ class Engine:
             found.update(new)
         return [found[k] for k in keys]
 
+    # ---- batching -------------------------------------------------------------------------
+    def _in_batches(self, kind: str, widths: list[int], run: Callable[[slice], None], one_row_fix: str) -> None:
+        """Call `run(part)` on consecutive slices of the items, sorted widest first (`widths`, in tokens):
+        at most engine.batch_size rows each and, when scoring, at most engine.max_batch_tokens padded
+        tokens. `kind` is "generating" or "scoring".
+
+        A batch that runs out of memory runs again as batches of half its rows, and the lower limit
+        stays for the engine's life: memory that ran out seldom comes back within a run, and trying the
+        larger size again would cost a failed batch each time. Memory peaks at the first, widest batch,
+        so the batches are then exactly those of a run started with the lower limit, and so are the
+        results (a later halving changes earlier rows' batches, which moves scores by float rounding
+        only, as any batch size does; cache keys leave the batch size out). A single row that runs out
+        of memory is a user error saying what to change (`one_row_fix`): no batch size can help it."""
+        start = 0
+        while start < len(widths):
+            part = slice(start, min(len(widths), start + self._batch_rows(kind, widths[start])))
+            try:
+                run(part)
+                start = part.stop
+                continue
+            except RuntimeError as error:  # torch.OutOfMemoryError is a RuntimeError too
+                if not out_of_memory(error):
+                    raise
+                if part.stop - part.start == 1:
+                    raise TunegateError(f"out of memory {kind} a single row of {widths[start]} tokens in "
+                                        f"{_dtype_name(self._model.dtype)}: {one_row_fix}") from None
+            # Out of the except block, the traceback that held the failed batch's tensors is gone, and
+            # reference counting has freed them (a garbage collection here, 0.2 s, changed no halving in
+            # tests/test_engine_oom.py).
+            self._halve(kind, part.stop - part.start, widths[start])
+
+    def _batch_rows(self, kind: str, width: int) -> int:
+        """Rows in the next batch of `kind`, whose first row is `width` tokens, under the current limits."""
+        if kind == "scoring":
+            tokens = min(self.max_batch_tokens, self._lowered.get(kind, self.max_batch_tokens))
+            return budget_rows(width, self.batch_size, tokens)
+        return min(self.batch_size, self._lowered.get(kind, self.batch_size))
+
+    def _halve(self, kind: str, rows: int, width: int) -> None:
+        """Lower `kind`'s limit so that the batch of `rows` rows (the first `width` tokens wide) that ran
+        out of memory is retried as half its rows; record it and say so."""
+        half = rows // 2
+        # Scoring's memory grows with rows x width, so its limit is lowered in padded tokens: a row limit
+        # learnt on the widest rows, which come first, would starve the many narrower rows after them.
+        # Generation batches are sized by rows alone, as engine.batch_size sizes them, so its limit is rows.
+        if kind == "scoring":
+            setting, limit, shape = "engine.max_batch_tokens", half * max(1, width), f"{rows} rows x {width} tokens"
+        else:
+            setting, limit, shape = "engine.batch_size", half, f"{rows} rows"
+        self._lowered[kind] = limit
+        self.stats.oom_halvings.append({"kind": kind, "rows": rows, "retry_rows": half, "setting": setting,
+                                        "limit": limit})
+        print(f"tunegate: out of memory {kind} a batch of {shape}; retrying with {half} rows, and {kind} with "
+              f"{setting} = {limit} from now on (set it in the config to start there)", file=sys.stderr, flush=True)
+
     # ---- generation -----------------------------------------------------------------------
     def render(self, conversation: list[dict[str, str]]) -> str:
         """The exact prompt text, from the tokenizer's own chat template."""
@@ -186,29 +253,33 @@ class Engine:
         # Longest first: similar lengths share a batch (less padding), and memory peaks early.
         order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))
         out: list[str] = [""] * len(prompts)
+
+        def run(part: slice) -> None:
+            idx = order[part]
+            enc = tok.pad({"input_ids": [encoded[i] for i in idx]}, return_tensors="pt")
+            sampling = {}
+            if row_seeds is not None:
+                sampling["logits_processor"] = LogitsProcessorList([
+                    TemperatureLogitsWarper(temperature), TopPLogitsWarper(top_p),
+                    GumbelNoise([row_seeds[i] for i in idx]),
+                ])
+            gen = self.model.generate(
+                **enc,
+                max_new_tokens=max_new_tokens,
+                do_sample=False,  # sampling, when asked, is the Gumbel-max argmax over noised logits
+                temperature=None,
+                top_p=None,
+                top_k=None,
+                pad_token_id=tok.pad_token_id,
+                eos_token_id=tok.eos_token_id,
+                **sampling,
+            )
+            for i, text in zip(idx, self._decode(gen[:, enc["input_ids"].shape[1] :])):
+                out[i] = text
+
         with self._as(role):
-            for start in range(0, len(order), self.batch_size):
-                idx = order[start : start + self.batch_size]
-                enc = tok.pad({"input_ids": [encoded[i] for i in idx]}, return_tensors="pt")
-                sampling = {}
-                if row_seeds is not None:
-                    sampling["logits_processor"] = LogitsProcessorList([
-                        TemperatureLogitsWarper(temperature), TopPLogitsWarper(top_p),
-                        GumbelNoise([row_seeds[i] for i in idx]),
-                    ])
-                gen = self.model.generate(
-                    **enc,
-                    max_new_tokens=max_new_tokens,
-                    do_sample=False,  # sampling, when asked, is the Gumbel-max argmax over noised logits
-                    temperature=None,
-                    top_p=None,
-                    top_k=None,
-                    pad_token_id=tok.pad_token_id,
-                    eos_token_id=tok.eos_token_id,
-                    **sampling,
-                )
-                for i, text in zip(idx, self._decode(gen[:, enc["input_ids"].shape[1] :])):
-                    out[i] = text
+            self._in_batches("generating", [len(encoded[i]) for i in order], run,
+                             f"lower the suite's max_new_tokens (now {max_new_tokens}) or free memory")
         self.stats.generated += len(prompts)
         return out
 
@@ -272,17 +343,21 @@ class Engine:
         packed = sorted(rows.items(), key=lambda r: -width(r))
         widths = [width(r) for r in packed]
         out: list[list] = [[0.0, False]] * len(pairs)
+
+        def run(part: slice) -> None:
+            batch = [(ctx, list(conts)) for ctx, conts in packed[part]]
+            logits, where = self._forward_packed(batch)
+            for row, (_, conts) in enumerate(batch):
+                for cont, positions in zip(conts, where[row]):
+                    lp = torch.log_softmax(logits[row, positions].float(), dim=-1)
+                    targets = torch.tensor(cont)
+                    value = [lp.gather(1, targets[:, None]).sum().item(), bool((lp.argmax(-1) == targets).all())]
+                    for i in rows[batch[row][0]][cont]:
+                        out[i] = value
+
         with self._as(role, dtype):
-            for part in token_budget_batches(widths, self.batch_size, self.max_batch_tokens):
-                batch = [(ctx, list(conts)) for ctx, conts in packed[part]]
-                logits, where = self._forward_packed(batch)
-                for row, (_, conts) in enumerate(batch):
-                    for cont, positions in zip(conts, where[row]):
-                        lp = torch.log_softmax(logits[row, positions].float(), dim=-1)
-                        targets = torch.tensor(cont)
-                        value = [lp.gather(1, targets[:, None]).sum().item(), bool((lp.argmax(-1) == targets).all())]
-                        for i in rows[batch[row][0]][cont]:
-                            out[i] = value
+            self._in_batches("scoring", widths, run, "free memory, or score in a smaller dtype (model.dtype; "
+                             "suites.mmlu.dtype for MMLU); no batch size can split a row")
         self.stats.scored += len(pairs)
         return out
 

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from harness.cache import ResultCache
-from harness.engine import BASE, Engine, token_budget_batches
+from harness.engine import BASE, Engine, budget_rows
 from harness.models import load_model
 
 CONVS = [
@@ -67,12 +67,9 @@ def test_loglikelihood_matches_a_naive_forward(engine, pairs, forward_rows, monk
     assert len(rows) == forward_rows
 
 
-def test_token_budget_batches_cap_rows_and_padded_tokens():
-    widths = [120, 50, 40, 30, 10, 10, 10, 5]  # sorted longest first, as the engine sorts them
-    batches = token_budget_batches(widths, max_rows=3, max_tokens=100)
+def test_budget_rows_cap_rows_and_padded_tokens():
     # a row wider than the budget still goes (alone); then 100 // 50 = 2 rows, then 3 (the row cap)
-    assert batches == [slice(0, 1), slice(1, 3), slice(3, 6), slice(6, 8)]
-    assert [i for b in batches for i in range(len(widths))[b]] == list(range(len(widths)))
+    assert [budget_rows(w, max_rows=3, max_tokens=100) for w in (120, 100, 50, 34, 30, 10, 0)] == [1, 1, 2, 2, 3, 3, 3]
 
 
 def test_scoring_under_a_token_budget_gives_the_same_values(engine, monkeypatch):
