@@ -11,6 +11,8 @@ from typing import Any, Iterable
 
 from harness.fingerprints import json_sha256
 
+CACHE_FILE = "cache.sqlite"  # in the workspace
+
 
 def cache_key(**parts: Any) -> str:
     """A stable key over everything that determines an output."""

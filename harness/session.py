@@ -12,8 +12,9 @@ from datetime import datetime, timezone
 from functools import cached_property
 from pathlib import Path
 
-from harness import results as results_io
-from harness.cache import ResultCache
+from harness import results as results_io, sqlite_store
+from harness.adapter_check import check_adapter
+from harness.cache import CACHE_FILE, ResultCache
 from harness.config import Config, load_config
 from harness.curation import card
 from harness.curation.checks import CheckReport, check_run
@@ -22,12 +23,13 @@ from harness.engine import BASE, Engine
 from harness.errors import TunegateError
 from harness.fingerprints import adapter_intact, file_sha256, json_sha256
 from harness.gates import GateResult
-from harness.history import History
+from harness.history import HISTORY_FILE, History
 from harness.models import (
     BUNDLED,
     BaseModelRef,
     bundled_gguf,
     describe,
+    linear_shapes,
     load_model,
     load_tokenizer,
     load_tokenizer_only,
@@ -35,6 +37,7 @@ from harness.models import (
 )
 from harness.registry import Registry
 from harness.suites import SUITES
+from training.store import get_or_train, open_external, training_data
 
 CANDIDATE, CHAMPION = "candidate", "champion"
 
@@ -139,20 +142,29 @@ class RunSession:
         for name in self.enabled_suites():
             self.suite_items(name)
         check_leakage(train, [val, *self.leakage_sets().values()])
-        if self.config.model.base == BUNDLED:
+        m = self.config.model
+        local = m.base != BUNDLED and Path(self.base.source).is_dir()
+        if m.base == BUNDLED:
             bundled_gguf()  # the package is there; conversion waits until a model is needed
         else:
             self.base  # a local folder is checked (and fingerprinted) now; a hub id resolves lazily
+        # A local model's config must load without running its code (unless allowed); it gives the
+        # shapes an adapter from elsewhere must fit.
+        linears = linear_shapes(self.base, m.trust_remote_code) if local else None
         if self.adapter_path is not None:
-            from training.store import open_external
+            open_external(self.adapter_path, m.allow_pickle)
+            check_adapter(self.adapter_path, linears, m.allow_pickle)
+        self.check_workspace()
 
-            open_external(self.adapter_path)
-        self.check_champion()
-
-    def check_champion(self) -> None:
-        """Refuse to compare against a champion whose stored files changed since it was promoted."""
+    def check_workspace(self) -> None:
+        """Open the workspace's stores that exist, so a damaged one is a one-line error now rather than
+        mid-run, and refuse a champion whose stored files changed since it was promoted. Nothing is
+        created: a first run's workspace appears only once it has something to hold."""
+        for path in (self.workspace / CACHE_FILE, self.workspace / HISTORY_FILE):
+            if path.is_file():
+                sqlite_store.connect(path).close()
         if not Registry.exists_in(self.workspace):
-            return  # nothing was ever promoted here; don't create the workspace just to look
+            return
         champ = self.champion
         if champ is not None and not adapter_intact(champ.path, champ.fingerprint):
             raise TunegateError(
@@ -174,7 +186,7 @@ class RunSession:
     @cached_property
     def base(self) -> BaseModelRef:
         m = self.config.model
-        return resolve_base(m.base, self.workspace, m.revision)
+        return resolve_base(m.base, self.workspace, m.revision, m.allow_pickle)
 
     @cached_property
     def registry(self) -> Registry:
@@ -191,11 +203,9 @@ class RunSession:
         """The candidate: --adapter PATH, else the stored adapter for these inputs, else train it (never
         on data the data check finds errors in; an adapter trained elsewhere is only described by it)."""
         if self._adapter is None:
-            from training.store import get_or_train, open_external
-
-            check = self.data_check
+            check = self.data_check  # every run's: its card goes into the results
             if self.adapter_path is not None:
-                self._adapter = open_external(self.adapter_path)
+                self._adapter = open_external(self.adapter_path, self.config.model.allow_pickle)
             else:
                 refuse_to_train(check)
                 train, val = self.splits
@@ -212,7 +222,7 @@ class RunSession:
             candidate = self.adapter()
             m, e = self.config.model, self.config.engine
             tokenizer = load_tokenizer(self.base, m.trust_remote_code)
-            cache = ResultCache(self.workspace / "cache.sqlite")
+            cache = ResultCache(self.workspace / CACHE_FILE)
             self._engine = Engine(None, tokenizer, self.base, cache, e.batch_size, e.max_batch_tokens, dtype=m.dtype,
                                   load=lambda dtype: load_model(self.base, dtype, m.trust_remote_code))
             self._engine.add_adapter(CANDIDATE, candidate.path, candidate.fingerprint)
@@ -302,8 +312,6 @@ class RunSession:
 
     def build_results(self, verdict: Verdict, complete: bool) -> dict:
         """The run's results.json content (schema: harness/schemas/results.schema.json)."""
-        from training.store import training_data
-
         a = self._adapter
         champ = self.champion if "champion" in self.__dict__ else None
         results = {

@@ -7,7 +7,6 @@ import pytest
 from harness.config import TrainingConfig
 from harness.data import load_jsonl
 from harness.errors import TrainingDiverged
-from training.callbacks import NanGuard
 from training.sft import to_prompt_completion
 from training.store import adapter_key, get_or_train
 from tests.test_e2e_suites import TRAIN, VAL, write_jsonl
@@ -81,14 +80,53 @@ def test_loss_is_on_the_final_assistant_turn_only(data):
     assert [m["role"] for m in rec["completion"]] == ["assistant"]
 
 
-def test_nan_guard_aborts_with_a_clear_error():
-    from transformers import TrainerControl, TrainerState
+def test_a_nan_loss_aborts_training_and_keeps_no_adapter(tmp_path, tiny_model_dir, data):
+    """A base model whose weights hold a NaN (a damaged checkpoint) gives a NaN loss at the first step."""
+    import shutil
 
-    state = TrainerState()
-    state.global_step = 7
-    NanGuard().on_log(None, state, TrainerControl(), logs={"loss": 1.0})
-    with pytest.raises(TrainingDiverged, match="loss = nan at step 7; lower training.learning_rate"):
-        NanGuard().on_log(None, state, TrainerControl(), logs={"loss": float("nan")})
+    from safetensors.torch import load_file, save_file
+
+    from harness.models import resolve_base
+
+    broken = tmp_path / "broken-model"
+    shutil.copytree(tiny_model_dir, broken)
+    weights = load_file(broken / "model.safetensors")
+    weights["model.norm.weight"][0] = float("nan")
+    save_file(weights, broken / "model.safetensors", metadata={"format": "pt"})
+    train, val = data
+    store = tmp_path / "adapters"
+    with pytest.raises(TrainingDiverged, match=r"training diverged: (loss|eval_loss) = nan at step \d+; lower "):
+        get_or_train(store, resolve_base(str(broken), tmp_path), train, val, CFG, None, {})
+    assert [p.name for p in store.iterdir() if p.suffix != ".lock"] == []  # nothing kept, no leftovers
+
+
+def test_a_diverging_loss_aborts_training_and_keeps_no_adapter(tmp_path, tiny_model_dir, tiny_tokenizer, data):
+    """A base model that already knows the answers (the tiny one, fitted to the training texts first) has
+    a low loss, which a wild learning rate sends up within a step or two."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from harness.models import resolve_base
+
+    train, val = data
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    batch = tiny_tokenizer([tiny_tokenizer.apply_chat_template(list(ex.messages), tokenize=False) for ex in train],
+                           return_tensors="pt", padding=True)
+    labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    for _ in range(25):
+        model(**batch, labels=labels).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    fitted = tmp_path / "fitted-model"
+    model.save_pretrained(fitted)
+    tiny_tokenizer.save_pretrained(fitted)
+    store = tmp_path / "adapters"
+    wild = CFG.model_copy(update={"learning_rate": 0.9, "eval_steps": 1, "warmup_ratio": 0.0, "early_stopping": False})
+    with pytest.raises(TrainingDiverged, match=r"training diverged: loss rose from [\d.]+ to [\d.]+ at step \d+ \(over "
+                       r"training\.max_loss_rise = 3 times the first\); lower training\.learning_rate"):
+        get_or_train(store, resolve_base(str(fitted), tmp_path), train, val, wild, None, {})
+    assert [p.name for p in store.iterdir() if p.suffix != ".lock"] == []
 
 
 def test_cpu_trainer_loss_equals_trls_fused_head(tmp_path, tiny_ref, tiny_tokenizer, data):

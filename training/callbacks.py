@@ -1,4 +1,4 @@
-"""Trainer callbacks: abort on a non-finite loss, keep the loss history, print progress."""
+"""Trainer callbacks: abort on a non-finite or diverging loss, keep the loss history, print progress."""
 from __future__ import annotations
 
 import math
@@ -10,17 +10,33 @@ from transformers import TrainerCallback
 from harness.errors import TrainingDiverged
 
 
-class NanGuard(TrainerCallback):
-    """Stop the run as soon as a logged training or val loss is NaN or infinite."""
+class LossGuard(TrainerCallback):
+    """Stop the run as soon as a logged training or val loss is NaN or infinite, or the training loss
+    climbs past `max_rise` times the first one logged: the run is diverging, and its adapter is useless."""
+
+    def __init__(self, max_rise: float) -> None:
+        self.max_rise = max_rise
+        self.first: float | None = None
 
     def on_log(self, args, state, control, logs=None, **kwargs):
+        logs = logs or {}
         for key in ("loss", "eval_loss"):
-            value = (logs or {}).get(key)
+            value = logs.get(key)
             if value is not None and not math.isfinite(value):
                 raise TrainingDiverged(
                     f"training diverged: {key} = {value} at step {state.global_step}; "
                     "lower training.learning_rate or check the data"
                 )
+        loss = logs.get("loss")
+        if loss is None:
+            return
+        if self.first is None:
+            self.first = loss
+        elif loss > self.max_rise * self.first:
+            raise TrainingDiverged(
+                f"training diverged: loss rose from {self.first:.3f} to {loss:.3f} at step {state.global_step} (over "
+                f"training.max_loss_rise = {self.max_rise:g} times the first); lower training.learning_rate"
+            )
 
 
 class LossHistory(TrainerCallback):

@@ -6,6 +6,7 @@ and a non-finite loss aborts the run.
 """
 from __future__ import annotations
 
+import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,7 @@ from harness.config import TrainingConfig
 from harness.data import Example
 from harness.errors import TrainingDiverged
 from harness.models import BaseModelRef, load_model
-from training.callbacks import LossHistory, NanGuard, Progress
+from training.callbacks import LossGuard, LossHistory, Progress
 
 
 @dataclass(frozen=True)
@@ -136,13 +137,14 @@ def train_lora(
     # Inside out_dir: a killed run's checkpoints go with its unfinished folder, which the next builder sweeps.
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".checkpoints-") as ckpt:
         trainer = build_trainer(model, tokenizer, train, val, cfg, Path(ckpt), system_prompt,
-                                [NanGuard(), history, Progress()])
+                                [LossGuard(cfg.max_loss_rise), history, Progress()])
         result = trainer.train()
         if not _finite(result.training_loss):
             raise TrainingDiverged(
                 f"training diverged: mean loss = {result.training_loss}; lower training.learning_rate"
             )
         trainer.model.save_pretrained(str(out_dir), safe_serialization=True)
+        canonical_adapter_config(out_dir / "adapter_config.json")
     best = trainer.state.best_metric
     return TrainReport(
         train_loss=history.train,
@@ -151,6 +153,17 @@ def train_lora(
         steps=trainer.state.global_step,
         seconds=round(time.monotonic() - started, 1),
     )
+
+
+def canonical_adapter_config(path: Path) -> None:
+    """Rewrite a saved adapter_config.json with sorted keys and sorted name lists. PEFT keeps
+    target_modules in a set and writes it in an order that changes with each process's string
+    hashing, so the same training gave a different file, fingerprint and adapter id in every process."""
+    config = json.loads(path.read_text())
+    for key, value in config.items():
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            config[key] = sorted(value)
+    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
 def _trainer_class():

@@ -16,6 +16,7 @@ from importlib import metadata
 from pathlib import Path
 
 from harness import atomic
+from harness.adapter_check import weights_file
 from harness.config import TrainingConfig
 from harness.data import Example
 from harness.errors import TunegateError
@@ -62,21 +63,20 @@ def adapter_key(base: BaseModelRef, train: list[Example], val: list[Example], cf
         "base": base.fingerprint,
         "train": examples_sha256(train),
         "val": examples_sha256(val),
-        "training": cfg.model_dump(mode="json"),
+        # max_loss_rise only guards: it changes no weight of a run it lets finish, so stored adapters stay valid.
+        "training": cfg.model_dump(mode="json", exclude={"max_loss_rise"}),
         "system_prompt": system_prompt,
         "libraries": library_versions(),
     }
     return json_sha256(payload)
 
 
-def open_external(path: Path) -> StoredAdapter:
+def open_external(path: Path, allow_pickle: bool = False) -> StoredAdapter:
     """An adapter trained elsewhere (--adapter PATH), in standard PEFT format."""
     path = Path(path).expanduser().resolve()
     if not path.is_dir():
         raise TunegateError(f"--adapter {path}: no such folder; pass a folder with adapter_config.json")
-    for name in ("adapter_config.json", "adapter_model.safetensors"):
-        if not (path / name).is_file():
-            raise TunegateError(f"--adapter {path}: missing {name}; expected a PEFT adapter saved with safetensors")
+    weights_file(path, allow_pickle)
     meta_file = path / METADATA_FILE
     meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
     fingerprint = adapter_fingerprint(path)
