@@ -300,16 +300,20 @@ def _paths(section: BaseModel, prefix: str = ""):
             yield from ((f"{key}[{i}]", v) for i, v in enumerate(value) if isinstance(v, Path))
 
 
+UNCONFINED = {"workspace.dir"}  # where the run keeps its state: a team may put it on shared storage
+
+
 def check_confined(config: Config, path: Path) -> None:
     """Every file or folder the config names must lie inside the project (the config's folder), symlinks
-    followed: a run reads its data and writes its workspace and reports there, and nowhere else.
-    model.base is not a path of the project: it names a model (a folder anywhere, or a hub id)."""
+    followed: a run reads its data and writes its reports there, and keeps its state in its workspace,
+    nowhere else. The workspace itself may be anywhere, and model.base (not a path: it names a model, a
+    folder anywhere or a hub id) is read-only."""
     root = config.root.resolve()
     for key, value in _paths(config):
-        if not (root / value).resolve().is_relative_to(root):
+        if key not in UNCONFINED and not (root / value).resolve().is_relative_to(root):
             raise TunegateError(f"{path}: key '{key}' = '{value}' resolves to {(root / value).resolve()}, outside the "
-                                f"project folder {root}; tunegate reads and writes only inside its project: move it "
-                                "there or use a path inside it")
+                                f"project folder {root}; tunegate reads data and writes reports only inside its "
+                                "project: move it there or use a path inside it")
 
 
 def _nearest_key(model: type[BaseModel], loc: tuple) -> list[str]:

@@ -86,7 +86,10 @@ def local_fingerprint(folder: Path) -> str:
     if marker.is_file():
         return marker.read_text().strip()
     h = hashlib.sha256()
-    files = sorted(p for p in folder.iterdir() if p.suffix in (".json", ".safetensors", *PICKLE_SUFFIXES) and p.is_file())
+    # Pickle weights count only where there are no safetensors (model.allow_pickle): a trainer's output
+    # folder also holds optimizer and RNG state in .pt/.bin files, which are not the model.
+    weights = (".safetensors",) if any(folder.glob("*.safetensors")) else PICKLE_SUFFIXES
+    files = sorted(p for p in folder.iterdir() if p.suffix in (".json", *weights) and p.is_file())
     for p in files:
         h.update(p.name.encode())
         h.update(file_sha256(p).encode())
@@ -139,10 +142,17 @@ def linear_shapes(ref: BaseModelRef, trust_remote_code: bool = False) -> dict[st
                                 "no code from a model by default; set model.trust_remote_code = true if you trust it"
                                 ) from None
         raise TunegateError(f"model.base = {ref.source!r}: cannot read its config ({str(e).splitlines()[0]})") from None
+    from transformers.pytorch_utils import Conv1D
+
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
-    return {name: (m.in_features, m.out_features) for name, m in model.named_modules()
-            if isinstance(m, torch.nn.Linear)}
+    shapes = {}
+    for name, m in model.named_modules():
+        if isinstance(m, torch.nn.Linear):
+            shapes[name] = (m.in_features, m.out_features)
+        elif isinstance(m, Conv1D):  # GPT-2's linear layers: the weight is stored (in, out)
+            shapes[name] = tuple(m.weight.shape)
+    return shapes
 
 
 def _ready_tokenizer(tok, source: str):

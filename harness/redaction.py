@@ -22,8 +22,12 @@ PARTIAL_LENGTH = 6
 _ELLIPSIS = re.compile("(\\.\\.\\.|\u2026)")
 # Shorter values are too likely to be ordinary words or numbers (true, 1, EMPTY) to be worth redacting.
 MIN_LENGTH = 8
-# AUTHOR (GIT_AUTHOR_NAME) and TOKENIZER (TOKENIZERS_PARALLELISM) hold no secrets but contain AUTH and TOKEN.
-SECRET_NAME = re.compile(r"KEY|TOKEN(?!IZER)|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH(?!OR)", re.IGNORECASE)
+# Words that mark a name (an environment variable, a URL query parameter) as holding a secret. They count
+# as whole parts of the name, split at _ - . and camelCase (OPENAI_API_KEY, HF_TOKEN, X-Amz-Signature,
+# apiKey), so that PIP_KEYRING_PROVIDER, TOKENIZERS_PARALLELISM, GIT_AUTHOR_NAME or ?keywords= do not.
+SECRET_WORDS = frozenset({"key", "keys", "apikey", "token", "tokens", "secret", "secrets", "password", "passwd",
+                          "credential", "credentials", "auth", "signature"})
+_NAME_PARTS = re.compile(r"[_.\-]+|(?<=[a-z])(?=[A-Z])")
 NOT_SECRET_VALUES = frozenset({"disabled", "enabled", "required", "optional", "localhost", "undefined"})
 
 # URL credentials, in one pattern that starts with the literal "://" (which makes its search fast): a
@@ -44,20 +48,18 @@ def _url_credentials(m: re.Match) -> str:
 
 
 # A URL query parameter: the replacement keeps it unless its name looks secret (`?api_key=`, `&token=`,
-# `X-Amz-Signature=`). Matching every parameter and testing the name after is far faster than one
-# pattern that looks for the secret words inside the name.
+# `X-Amz-Signature=`).
 _QUERY_PARAM = re.compile(r"(?P<sep>[?&])(?P<param>[\w.-]+)=[^&#\s\"'<>]+")
-_SECRET_PARAM = re.compile(r"key|token(?!izer)|secret|passw(?:or)?d|credential|auth(?!or)|signature", re.IGNORECASE)
 
 
 def _query_param(m: re.Match) -> str:
-    if _SECRET_PARAM.search(m.group("param")) is None:
+    if not is_secret_name(m.group("param")):
         return m.group()
     return f"{m.group('sep')}{m.group('param')}={MARKER}"
 
 
 def is_secret_name(name: str) -> bool:
-    return SECRET_NAME.search(name) is not None
+    return any(part.lower() in SECRET_WORDS for part in _NAME_PARTS.split(name))
 
 
 def is_secret_value(value: str) -> bool:
@@ -146,7 +148,7 @@ class Redactor:
             return True
         if "://" in text and _URL_CREDENTIALS.search(text) is not None:
             return True
-        return "=" in text and any(_SECRET_PARAM.search(m.group("param")) for m in _QUERY_PARAM.finditer(text))
+        return "=" in text and any(is_secret_name(m.group("param")) for m in _QUERY_PARAM.finditer(text))
 
     def data(self, obj: Any) -> Any:
         """A copy of JSON-like `obj` (dicts, lists, tuples, strings, numbers) with secrets replaced in

@@ -78,9 +78,13 @@ class Registry:
         return cls(Path(workspace) / FOLDER)
 
     @staticmethod
-    def exists_in(workspace: Path) -> bool:
+    def db_in(workspace: Path) -> Path:
+        return Path(workspace) / FOLDER / DB_FILE
+
+    @classmethod
+    def exists_in(cls, workspace: Path) -> bool:
         """Whether the workspace has a registry yet (opening one creates it)."""
-        return (Path(workspace) / FOLDER / DB_FILE).is_file()
+        return cls.db_in(workspace).is_file()
 
     def _version(self, row: tuple) -> Version:
         aid, fp, path, run_id, created, base_fp, cfg_hash, data, metrics, gates = row

@@ -143,26 +143,23 @@ class RunSession:
             self.suite_items(name)
         check_leakage(train, [val, *self.leakage_sets().values()])
         m = self.config.model
-        local = m.base != BUNDLED and Path(self.base.source).is_dir()
         if m.base == BUNDLED:
             bundled_gguf()  # the package is there; conversion waits until a model is needed
-        else:
-            self.base  # a local folder is checked (and fingerprinted) now; a hub id resolves lazily
-        # A local model's config must load without running its code (unless allowed); it gives the
-        # shapes an adapter from elsewhere must fit.
-        linears = linear_shapes(self.base, m.trust_remote_code) if local else None
+        elif Path(self.base.source).is_dir():  # a local folder is checked (and fingerprinted) now
+            linear_shapes(self.base, m.trust_remote_code)  # its config loads without running its code
         if self.adapter_path is not None:
             open_external(self.adapter_path, m.allow_pickle)
-            check_adapter(self.adapter_path, linears, m.allow_pickle)
+            # The shapes an adapter from elsewhere must fit (None for a hub id that cannot be reached).
+            check_adapter(self.adapter_path, linear_shapes(self.base, m.trust_remote_code), m.allow_pickle)
         self.check_workspace()
 
     def check_workspace(self) -> None:
         """Open the workspace's stores that exist, so a damaged one is a one-line error now rather than
         mid-run, and refuse a champion whose stored files changed since it was promoted. Nothing is
         created: a first run's workspace appears only once it has something to hold."""
-        for path in (self.workspace / CACHE_FILE, self.workspace / HISTORY_FILE):
+        for path in (self.workspace / CACHE_FILE, self.workspace / HISTORY_FILE, Registry.db_in(self.workspace)):
             if path.is_file():
-                sqlite_store.connect(path).close()
+                sqlite_store.check(path)
         if not Registry.exists_in(self.workspace):
             return
         champ = self.champion

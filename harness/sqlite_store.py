@@ -17,7 +17,25 @@ def connect(path: Path) -> sqlite3.Connection:
         db.execute("PRAGMA journal_mode=WAL")
     except sqlite3.DatabaseError as e:
         db.close()
-        raise TunegateError(f"{path}: not a SQLite database, or damaged ({e}); restore it from a backup, or move it "
-                            "aside and tunegate starts a new one") from None
+        raise damaged(path, e) from None
     db.execute("PRAGMA busy_timeout=60000")
     return db
+
+
+def check(path: Path) -> None:
+    """Raise TunegateError, in one line, unless the SQLite file at `path` is whole (a quick page check:
+    milliseconds for a workspace's stores)."""
+    db = connect(path)
+    try:
+        verdict = db.execute("PRAGMA quick_check").fetchone()[0]
+    except sqlite3.DatabaseError as e:
+        verdict = str(e)
+    finally:
+        db.close()
+    if verdict != "ok":
+        raise damaged(path, verdict)
+
+
+def damaged(path: Path, reason: object) -> TunegateError:
+    return TunegateError(f"{path}: not a SQLite database, or damaged ({reason}); restore it from a backup, or move it "
+                         "aside and tunegate starts a new one")

@@ -212,6 +212,9 @@ CASES = [
                                           "choices": ["Paris", "Rome", "Oslo", "Bern"], "answer": 7}))(p, ctx),
         enable("mmlu", 'path = "data/mmlu.jsonl"\ndev_path = "data/mmlu.jsonl"\nshots = 0')(p, ctx)][0],
      r".*data/mmlu\.jsonl:1: .*answer"),
+    ("prompts that fill training.max_length", config_edit("max_length = 64", "max_length = 16"),
+     BLOCKED + r"training data: every example's prompt fills training\.max_length = 16 tokens, leaving no answer to "
+               r"learn; raise training\.max_length"),
     # config
     ("NaN gate threshold", config_edit("min_pass_rate = 0.0", "min_pass_rate = nan"),
      r".*tunegate\.toml: key 'suites\.golden\.gates\.min_pass_rate': .*\(got nan\)"),
@@ -230,8 +233,8 @@ CASES = [
     ("config not UTF-8", lambda p, ctx: rewrite("tunegate.toml", (p / "tunegate.toml").read_bytes()
                                                  + '\n# caf\u00e9\n'.encode("latin-1"))(p, ctx),
      r".*tunegate\.toml: not UTF-8 text; save the config as UTF-8"),
-    ("workspace outside the project", config_edit("[engine]", '[workspace]\ndir = "../elsewhere"\n[engine]'),
-     r".*tunegate\.toml: key 'workspace\.dir' = '\.\./elsewhere' resolves to .*, outside the project folder"),
+    ("golden file outside the project", config_edit('path = "data/golden.jsonl"', 'path = "../golden.jsonl"'),
+     r".*tunegate\.toml: key 'suites\.golden\.path' = '\.\./golden\.jsonl' resolves to .*, outside the project folder"),
     ("reports outside the project", config_edit("[engine]", '[workspace]\nreports = "/tmp"\n[engine]'),
      r".*tunegate\.toml: key 'workspace\.reports' = '/tmp' resolves to /tmp, outside the project folder"),
     ("data file outside the project", config_edit('train = "data/train.jsonl"', 'train = "/etc/hostname"'),
@@ -329,6 +332,8 @@ def attempt(stocked, n: int, case: str, edit, expected: str) -> list[str]:
         problems.append("a traceback was printed")
     if changed := lost(before, project):
         problems.append(f"stored things lost or changed: {changed}")
+    if code == pytest.ExitCode.USAGE_ERROR and (added := sorted(set(stored(project)) - set(before))):
+        problems.append(f"a usage error wrote: {added}")
     if (project.parent / f"{project.name}-model" / "CODE_RAN").exists():
         problems.append("the model's own code ran")
     return [f"{case}: {p}" for p in problems]

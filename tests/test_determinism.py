@@ -171,5 +171,11 @@ def test_runs_hash_strings_differently(tmp_path):
 
 
 def test_leaving_out_data_val_computes_the_split(tmp_path):
-    (tmp_path / "tunegate.toml").write_text('[data]\ntrain = "train.jsonl"\n')
+    from harness.session import RunSession
+    from tests.test_e2e_suites import TRAIN, write_jsonl
+
+    write_jsonl(tmp_path / "train.jsonl", TRAIN)
+    (tmp_path / "tunegate.toml").write_text('[data]\ntrain = "train.jsonl"\nval_fraction = 0.25\n')
     assert load_config(tmp_path / "tunegate.toml").data.val is None
+    train, val = RunSession(tmp_path / "tunegate.toml").splits
+    assert (len(train), len(val)) == (9, 3) and not {e.id for e in train} & {e.id for e in val}

@@ -52,6 +52,7 @@ def test_secret_names_with_long_values_are_secrets_and_nothing_else(tmp_path):
         "AWS_SECRET_ACCESS_KEY": aws, "MLFLOW_TRACKING_PASSWORD": "hunter2hunter2",
         "SHORT_TOKEN": "abc123", "OPENAI_KEY_PLACEHOLDER": "EMPTY",  # too short to tell from ordinary text
         "TOKENIZERS_PARALLELISM": "false", "GIT_AUTHOR_NAME": "Jane Doe Smith",  # names that only look secret
+        "PIP_KEYRING_PROVIDER": "subprocess",  # KEY inside a word: redacting it would garble every "subprocess"
         "SSH_AUTH_SOCK": str(sock),  # a path that exists names a file; it is not the secret
         "HOME": "/home/someone/long", "PATH": "/usr/bin:/bin:/usr/local/bin",
     }
@@ -81,6 +82,8 @@ def test_short_and_common_values_are_not_redacted():
     ("git clone https://ghp_0123456789abcdefghij@github.com/o/r", "git clone https://[REDACTED]@github.com/o/r"),
     ("GET https://h.test/v1?api_key=abc123&author=me&X-Amz-Signature=f00d#top",
      "GET https://h.test/v1?api_key=[REDACTED]&author=me&X-Amz-Signature=[REDACTED]#top"),
+    ("https://h.test/s?keywords=dark+mode&authuser=0&accessToken=t0k", "https://h.test/s?keywords=dark+mode&authuser=0"
+                                                                         "&accessToken=[REDACTED]"),
     # no credentials: left as they are
     ("http://localhost:8000/v1 and ssh://git@github.com/o/r", "http://localhost:8000/v1 and ssh://git@github.com/o/r"),
     ("mail me at someone@example.com, see https://host/a@b", "mail me at someone@example.com, see https://host/a@b"),

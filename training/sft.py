@@ -7,13 +7,14 @@ and a non-finite loss aborts the run.
 from __future__ import annotations
 
 import json
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness.config import TrainingConfig
 from harness.data import Example
-from harness.errors import TrainingDiverged
+from harness.errors import TrainingDiverged, TunegateError
 from harness.models import BaseModelRef, load_model
 from training.callbacks import LossGuard, LossHistory, Progress
 
@@ -138,6 +139,7 @@ def train_lora(
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".checkpoints-") as ckpt:
         trainer = build_trainer(model, tokenizer, train, val, cfg, Path(ckpt), system_prompt,
                                 [LossGuard(cfg.max_loss_rise), history, Progress()])
+        check_nothing_lost_to_truncation(trainer, len(train), len(val), cfg)
         result = trainer.train()
         if not _finite(result.training_loss):
             raise TrainingDiverged(
@@ -153,6 +155,20 @@ def train_lora(
         steps=trainer.state.global_step,
         seconds=round(time.monotonic() - started, 1),
     )
+
+
+def check_nothing_lost_to_truncation(trainer, n_train: int, n_val: int, cfg: TrainingConfig) -> None:
+    """TRL drops the examples whose prompt alone fills max_length (nothing of the answer would be left to
+    learn). Say how many went, and stop with one line if a whole split went, instead of a sampler error."""
+    for split, dataset, given in (("training", trainer.train_dataset, n_train), ("val", trainer.eval_dataset, n_val)):
+        kept = len(dataset) if dataset is not None else 0
+        if kept == 0 and given:
+            raise TunegateError(f"{split} data: every example's prompt fills training.max_length = {cfg.max_length} "
+                                "tokens, leaving no answer to learn; raise training.max_length or shorten the prompts "
+                                "(data.system_prompt included)")
+        if kept < given:
+            print(f"tunegate train: {given - kept} of {given} {split} examples dropped: their prompt fills "
+                  f"training.max_length = {cfg.max_length} tokens", file=sys.stderr, flush=True)
 
 
 def canonical_adapter_config(path: Path) -> None:

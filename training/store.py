@@ -91,7 +91,7 @@ def training_data(folder: Path) -> dict | None:
     return json.loads(meta_file.read_text()).get("data") if meta_file.is_file() else None
 
 
-def _load_stored(folder: Path) -> StoredAdapter | None:
+def _load_stored(folder: Path, say_if_corrupt: bool = True) -> StoredAdapter | None:
     """The adapter stored in `folder`, or None if there is none or its weights no longer match the
     fingerprint recorded when it was trained (nothing corrupt is reused)."""
     meta_file = folder / METADATA_FILE
@@ -103,8 +103,9 @@ def _load_stored(folder: Path) -> StoredAdapter | None:
     except (OSError, ValueError, KeyError):
         intact = False
     if not intact:
-        print(f"tunegate: stored adapter {folder.name} is corrupt (its files do not match {METADATA_FILE}); "
-              "training it again", file=sys.stderr, flush=True)
+        if say_if_corrupt:
+            print(f"tunegate: stored adapter {folder.name} is corrupt (its files do not match {METADATA_FILE}); "
+                  "training it again", file=sys.stderr, flush=True)
         return None
     return StoredAdapter(id=meta["adapter_id"], path=folder, fingerprint=meta["fingerprint"], metadata=meta)
 
@@ -126,8 +127,8 @@ def get_or_train(
 
     key = adapter_key(base, train, val, cfg, system_prompt)
     final = store / key[:24]
-    if not retrain and (found := _load_stored(final)) is not None:
-        return found
+    if not retrain and (found := _load_stored(final, say_if_corrupt=False)) is not None:
+        return found  # the common case, without waiting for the lock
     with atomic.one_builder(final, "this adapter"):
         if not retrain and (found := _load_stored(final)) is not None:
             return found  # built by the run we waited for
