@@ -125,15 +125,13 @@ def _check_weights(folder: Path, spec: str, allow_pickle: bool) -> None:
     raise TunegateError(f"model.base = {spec!r}: no weights (*.safetensors) in that folder; point it at a saved model")
 
 
-def linear_shapes(ref: BaseModelRef, trust_remote_code: bool = False) -> dict[str, tuple[int, int]] | None:
-    """(in, out) features of each linear layer of the base model, from its config alone (a model on the
-    meta device: no weights are read), or None when its config cannot be fetched (a hub id offline).
-    Raises TunegateError when the config needs the model's own code and model.trust_remote_code is off."""
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
+def model_config(ref: BaseModelRef, trust_remote_code: bool = False):
+    """The base model's transformers config, or None when it cannot be fetched (a hub id offline).
+    Raises TunegateError when it needs the model's own code and model.trust_remote_code is off."""
+    from transformers import AutoConfig
 
     try:
-        config = AutoConfig.from_pretrained(ref.source, revision=ref.revision, trust_remote_code=trust_remote_code)
+        return AutoConfig.from_pretrained(ref.source, revision=ref.revision, trust_remote_code=trust_remote_code)
     except OSError:
         return None
     except ValueError as e:
@@ -142,8 +140,18 @@ def linear_shapes(ref: BaseModelRef, trust_remote_code: bool = False) -> dict[st
                                 "no code from a model by default; set model.trust_remote_code = true if you trust it"
                                 ) from None
         raise TunegateError(f"model.base = {ref.source!r}: cannot read its config ({str(e).splitlines()[0]})") from None
+
+
+def linear_shapes(ref: BaseModelRef, trust_remote_code: bool = False) -> dict[str, tuple[int, int]] | None:
+    """(in, out) features of each linear layer of the base model, from its config alone (a model on the
+    meta device: no weights are read), or None when its config cannot be fetched."""
+    import torch
+    from transformers import AutoModelForCausalLM
     from transformers.pytorch_utils import Conv1D
 
+    config = model_config(ref, trust_remote_code)
+    if config is None:
+        return None
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
     shapes = {}

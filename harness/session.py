@@ -33,6 +33,7 @@ from harness.models import (
     load_model,
     load_tokenizer,
     load_tokenizer_only,
+    model_config,
     resolve_base,
 )
 from harness.registry import Registry
@@ -146,7 +147,7 @@ class RunSession:
         if m.base == BUNDLED:
             bundled_gguf()  # the package is there; conversion waits until a model is needed
         elif Path(self.base.source).is_dir():  # a local folder is checked (and fingerprinted) now
-            linear_shapes(self.base, m.trust_remote_code)  # its config loads without running its code
+            model_config(self.base, m.trust_remote_code)  # its config loads without running its code
         if self.adapter_path is not None:
             open_external(self.adapter_path, m.allow_pickle)
             # The shapes an adapter from elsewhere must fit (None for a hub id that cannot be reached).
