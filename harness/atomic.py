@@ -76,6 +76,11 @@ def point_symlink(link: Path, target: str) -> None:
     os.replace(tmp, link)
 
 
+def builder_lock(final: Path) -> FileLock:
+    """The lock on building the folder `final` (an flock: the OS releases it if its holder dies)."""
+    return FileLock(Path(final).with_name(f".{Path(final).name}.lock"))
+
+
 @contextlib.contextmanager
 def one_builder(final: Path, what: str) -> Iterator[None]:
     """Hold the lock on building the folder `final`, waiting (and saying so) while another process holds it.
@@ -86,7 +91,7 @@ def one_builder(final: Path, what: str) -> Iterator[None]:
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(final.with_name(f".{final.name}.lock"))  # released by the OS if this process dies
+    lock = builder_lock(final)
     try:
         lock.acquire(timeout=0)
     except Timeout:

@@ -6,11 +6,18 @@ import json
 import sqlite3
 import subprocess
 import sys
+import time
+from pathlib import Path
 
+from harness.atomic import builder_lock
 from harness.results import validate
+from harness.session import RunSession
 from tests.test_e2e_suites import make_project
+from training.store import adapter_folder, adapter_key
 
 pytest_plugins = ["pytester"]
+
+WAITING = "another run is building this adapter"
 
 
 def integrity(db) -> str:
@@ -18,15 +25,32 @@ def integrity(db) -> str:
         return conn.execute("PRAGMA integrity_check").fetchone()[0]
 
 
+def start(root, n: int) -> tuple[subprocess.Popen, Path]:
+    log = root / f"run{n}.log"
+    with open(log, "w") as out:
+        run = subprocess.Popen([sys.executable, "-m", "pytest", "suites", "-p", "no:cacheprovider", "-q",
+                                f"--basetemp={root / f'tmp{n}'}"], cwd=root, stdout=out, stderr=subprocess.STDOUT)
+    return run, log
+
+
 def test_two_runs_at_once_train_once_and_corrupt_nothing(pytester, tiny_model_dir, repo_root):
     root = make_project(pytester, tiny_model_dir, repo_root)
-    runs = [subprocess.Popen([sys.executable, "-m", "pytest", "suites", "-p", "no:cacheprovider", "-q",
-                              f"--basetemp={root / f'tmp{n}'}"], cwd=root, stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True) for n in range(2)]
-    outputs = [p.communicate(timeout=600)[0] for p in runs]
-    for p, out in zip(runs, outputs):
-        assert p.returncode == 0, out
-        assert out.splitlines()[-1].startswith("tunegate: PROMOTED sft-"), out
+    session = RunSession(root / "tunegate.toml")
+    train, val = session.splits
+    key = adapter_key(session.base, train, val, session.config.training, session.config.data.system_prompt)
+    lock = builder_lock(adapter_folder(session.workspace / "adapters", key))
+    # The test holds the adapter's lock while both runs start, as a third run training it would: both must
+    # wait. Once it lets go, one of them trains and the other waits again, then reuses that adapter.
+    with lock:
+        runs = [start(root, n) for n in range(2)]
+        deadline = time.monotonic() + 300
+        while not all(WAITING in log.read_text() for _, log in runs):
+            assert all(p.poll() is None for p, _ in runs) and time.monotonic() < deadline, \
+                [log.read_text() for _, log in runs]
+            time.sleep(0.1)
+    for p, log in runs:
+        assert p.wait(timeout=600) == 0, log.read_text()
+        assert log.read_text().splitlines()[-1].startswith("tunegate: PROMOTED sft-"), log.read_text()
 
     runs_dirs = [d for d in (root / "reports").iterdir() if not d.is_symlink()]  # not reports/latest
     results = [json.loads((d / "results.json").read_text()) for d in sorted(runs_dirs)]

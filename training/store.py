@@ -71,6 +71,11 @@ def adapter_key(base: BaseModelRef, train: list[Example], val: list[Example], cf
     return json_sha256(payload)
 
 
+def adapter_folder(store: Path, key: str) -> Path:
+    """Where the adapter with this key is stored."""
+    return Path(store) / key[:24]
+
+
 def open_external(path: Path, allow_pickle: bool = False) -> StoredAdapter:
     """An adapter trained elsewhere (--adapter PATH), in standard PEFT format."""
     path = Path(path).expanduser().resolve()
@@ -126,7 +131,7 @@ def get_or_train(
     from training.sft import train_lora
 
     key = adapter_key(base, train, val, cfg, system_prompt)
-    final = store / key[:24]
+    final = adapter_folder(store, key)
     if not retrain and (found := _load_stored(final, say_if_corrupt=False)) is not None:
         return found  # the common case, without waiting for the lock
     with atomic.one_builder(final, "this adapter"):
