@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import sqlite3
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -15,7 +14,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from tests.test_e2e_suites import ALWAYS, GOLDEN_ONLY, TRAIN, golden_rows, make_project, write_jsonl
+from tests.test_e2e_suites import ALWAYS, GOLDEN_ONLY, TRAIN, golden_rows, make_project
 from tests.workspace_state import corrupt, lost, stored
 
 USER_ONLY = {"messages": [{"role": "user", "content": "Where is my invoice?"}]}
