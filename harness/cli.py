@@ -236,6 +236,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reason", required=True, help="why (kept in the registry's log)")
     p.set_defaults(func=cmd_rollback)
 
+    p = sub.add_parser("serve", help="serve the base model and adapters over an OpenAI-compatible API")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
+    p.add_argument("--port", type=int, default=8000, help="port; 0 picks a free one (default 8000)")
+    p.add_argument("--served-model-name", default="base", help="the base model's name in requests (default: base)")
+    p.add_argument("--lora-module", action="append", default=[], metavar="NAME=PATH",
+                   help="an adapter to serve as NAME (repeatable); more can be loaded at run time")
+    p.add_argument("--dtype", choices=("float32", "bfloat16"), help="default: the config's model.dtype")
+    p.set_defaults(func=cmd_serve)
+
     review = sub.add_parser("review", help="human grading of a sample of outputs")
     review_sub = review.add_subparsers(dest="review_command", required=True)
     p = review_sub.add_parser("export", help="write a sample of outputs with their rubric to grade (.csv or .jsonl)")
@@ -252,6 +261,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_review_import)
     _config_option_everywhere(parser)
     return parser
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from harness.serve import serve
+
+    serve(_config(args), args.host, args.port, args.served_model_name, args.lora_module, args.dtype)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from harness.config_suites import Section, SuitesConfig
 from harness.errors import TunegateError
@@ -102,12 +102,63 @@ class TrainingConfig(Section):
     lora: LoraConfig = Field(default_factory=LoraConfig, description="LoRA settings.")
 
 
+class OpenAIServer(Section):
+    """An OpenAI-compatible HTTP server (vLLM serve, TGI, a llama.cpp server, `tunegate serve`, OpenAI)."""
+
+    base_url: str = Field(description="The API's base URL, e.g. http://127.0.0.1:8000/v1.")
+    model: str = Field(description="The served model name requests ask for (the base model, or the judge).")
+    api_key_env: str | None = Field(
+        None, description="Environment variable holding the API key; None sends none. The key itself never goes "
+        "in the config, and output that contains it is redacted.",
+    )
+    timeout: float = Field(120.0, gt=0, description="Seconds one request may take before it is retried.")
+    max_retries: int = Field(
+        5, ge=0, le=20, description="Retries of a request that failed on a connection error, a timeout, 408, 409, "
+        "429 or a 5xx, with exponential backoff (the openai client's, honouring Retry-After).",
+    )
+    concurrency: int = Field(4, ge=1, le=256, description="Requests in flight at once.")
+
+
+class OpenAIEngine(OpenAIServer):
+    """The model under evaluation, served behind an OpenAI-compatible API."""
+
+    api: Literal["completions", "chat"] = Field(
+        "completions", description="'completions': prompts are rendered here with the base model's chat template, "
+        "exactly as the local engine renders them, and sent several to a request; log-likelihoods need it. "
+        "'chat': one conversation a request, the server applies its own template (servers without /completions).",
+    )
+    prompts_per_request: int = Field(
+        16, ge=1, le=1024, description="Prompts sent in one /completions request (the server batches them).",
+    )
+    logprobs: bool = Field(
+        True, description="The server returns prompt log-probabilities (/completions with echo and logprobs: vLLM, "
+        "llama.cpp's server and `tunegate serve` do, many hosted APIs do not). False: suites scored by "
+        "log-likelihood (MMLU) are skipped with that reason, and the run cannot promote until they are disabled.",
+    )
+    load_adapters: bool = Field(
+        False, description="Load each adapter into the server at run time (POST /v1/load_lora_adapter, as vLLM "
+        "with VLLM_ALLOW_RUNTIME_LORA_UPDATING=True and `tunegate serve` accept). The adapter's folder must be "
+        "readable by the server. False: the server must already serve it under the name tunegate prints.",
+    )
+
+
 class EngineConfig(Section):
+    backend: Literal["local", "openai"] = Field(
+        "local", description="'local': the base model in this process (transformers). 'openai': a model served "
+        "behind an OpenAI-compatible API, configured in [engine.openai].",
+    )
+    openai: OpenAIEngine | None = Field(None, description="The server, for backend = 'openai'.")
     batch_size: int = Field(16, ge=1, le=1024, description="Prompts per generation / scoring batch.")
     max_batch_tokens: int = Field(
         2048, ge=1, description="Scoring batches also stop at this many padded tokens (rows x width), so long "
         "prompts come in fewer rows: memory grows with it, speed on a CPU does not.",
     )
+
+    @model_validator(mode="after")
+    def _server_given(self):
+        if self.backend == "openai" and self.openai is None:
+            raise ValueError("backend 'openai' needs an [engine.openai] table with base_url and model")
+        return self
 
 
 class WorkspaceConfig(Section):

@@ -32,6 +32,7 @@ class EngineStats:
     cache_hits: int = 0
     computed_by_role: dict[str, int] = field(default_factory=dict)  # items not found in the cache
     loads: list[str] = field(default_factory=list)  # the dtype of each model load (lazy engines)
+    requests: int = 0  # HTTP requests made (the OpenAI-compatible backend)
     # Each batch that ran out of memory and was halved: {"kind", "rows", "retry_rows", "setting", "limit"}.
     oom_halvings: list[dict] = field(default_factory=list)
 
@@ -146,7 +147,8 @@ class Engine:
         self.adapters[role] = fingerprint
 
     @contextlib.contextmanager
-    def _as(self, role: str, dtype: str | None = None):
+    def using(self, role: str, dtype: str | None = None):
+        """The model loaded (in `dtype`, else the default) with `role`'s weights, in inference mode."""
         if role != BASE and role not in self.adapters:
             raise KeyError(f"no adapter loaded for role {role!r}")
         self._ready(dtype or self.dtype)
@@ -242,6 +244,12 @@ class Engine:
         settings = {"max_new_tokens": max_new_tokens, "decoding": "greedy"}
         return self._cached(role, "generate", prompts, settings, lambda todo: self._generate(role, todo, max_new_tokens))
 
+    def complete(self, role: str, prompts: list[str], max_new_tokens: int, row_seeds: list[int] | None = None,
+                 temperature: float = 1.0, top_p: float = 1.0) -> list[str]:
+        """Answers to already-rendered prompts, uncached (for `tunegate serve`): greedy, or sampled with
+        one seed a row."""
+        return self._generate(role, prompts, max_new_tokens, row_seeds, temperature, top_p)
+
     def _generate(self, role: str, prompts: list[str], max_new_tokens: int, row_seeds: list[int] | None = None,
                   temperature: float = 1.0, top_p: float = 1.0) -> list[str]:
         """Greedy answers; or, with `row_seeds`, one sampled answer per prompt drawn with that row's own
@@ -277,7 +285,7 @@ class Engine:
             for i, text in zip(idx, self._decode(gen[:, enc["input_ids"].shape[1] :])):
                 out[i] = text
 
-        with self._as(role):
+        with self.using(role):
             self._in_batches("generating", [len(encoded[i]) for i in order], run,
                              f"lower the suite's max_new_tokens (now {max_new_tokens}) or free memory")
         self.stats.generated += len(prompts)
@@ -355,7 +363,7 @@ class Engine:
                     for i in rows[batch[row][0]][cont]:
                         out[i] = value
 
-        with self._as(role, dtype):
+        with self.using(role, dtype):
             self._in_batches("scoring", widths, run, "free memory, or score in a smaller dtype (model.dtype; "
                              "suites.mmlu.dtype for MMLU); no batch size can split a row")
         self.stats.scored += len(pairs)

@@ -187,6 +187,8 @@ def outcome(request: pytest.FixtureRequest, tunegate_run: RunSession):
     name = request.node.get_closest_marker(MARKER).args[0]
     if name not in tunegate_run.enabled_suites():
         pytest.skip(f"suite '{name}' is disabled in the config (suites.{name}.enabled = false)")
+    if reason := tunegate_run.unavailable(name):
+        pytest.skip(reason)
     with aborts_on_error(request):
         request.getfixturevalue("engine")
         return tunegate_run.outcome(name)

@@ -127,6 +127,18 @@ class RunSession:
     def enabled_suites(self) -> list[str]:
         return [name for name, suite in SUITES.items() if suite.enabled(self.config)]
 
+    def unavailable(self, suite: str) -> str | None:
+        """Why the engine cannot run an enabled suite (a server without log-probabilities), else None. Its
+        tests skip with this reason, and its gates are missing, so the run cannot promote until the suite
+        is disabled: leaving out a gate is the user's decision, never the engine's."""
+        e = self.config.engine
+        if getattr(SUITES[suite], "NEEDS_LOGPROBS", False) and e.backend == "openai" and (
+                e.openai.api != "completions" or not e.openai.logprobs):
+            return (f"suite '{suite}' is scored by log-likelihood, and engine.openai (api = '{e.openai.api}', "
+                    f"logprobs = {str(e.openai.logprobs).lower()}) gives no log-probabilities; serve the model where "
+                    f"it can, or set suites.{suite}.enabled = false to gate without it")
+        return None
+
     def leakage_sets(self, skip: frozenset[Path] = frozenset()) -> dict[str, list[Example]]:
         """Each enabled suite's items that must not appear in the training data, except suites that read
         a file in `skip` (resolved paths: files the data check reads as files of its own)."""
@@ -221,8 +233,13 @@ class RunSession:
             m, e = self.config.model, self.config.engine
             tokenizer = load_tokenizer(self.base, m.trust_remote_code)
             cache = ResultCache(self.workspace / CACHE_FILE)
-            self._engine = Engine(None, tokenizer, self.base, cache, e.batch_size, e.max_batch_tokens, dtype=m.dtype,
-                                  load=lambda dtype: load_model(self.base, dtype, m.trust_remote_code))
+            if e.backend == "openai":
+                from harness.remote_engine import RemoteEngine
+
+                self._engine = RemoteEngine(e.openai, tokenizer, self.base, cache)
+            else:
+                self._engine = Engine(None, tokenizer, self.base, cache, e.batch_size, e.max_batch_tokens,
+                                      dtype=m.dtype, load=lambda dtype: load_model(self.base, dtype, m.trust_remote_code))
             self._engine.add_adapter(CANDIDATE, candidate.path, candidate.fingerprint)
             champ = self.champion
             if champ is not None and champ.fingerprint != candidate.fingerprint:

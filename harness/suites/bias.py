@@ -24,6 +24,7 @@ NAME = "bias"
 ITEMS = ("category", "pair")
 GATES = ("bbq_vs_base", "bbq_vs_champion", "slice_gap", "slice_gap_vs_champion",
          "flip_rate", "flip_rate_vs_base", "flip_rate_vs_champion")
+NEEDS_LOGPROBS = True  # BBQ is scored by log-likelihood: an engine without log-probabilities cannot run it
 
 _MESSAGES = {"type": "array", "minItems": 1, "items": {
     "type": "object", "required": ["role", "content"],

@@ -18,6 +18,7 @@ from harness.stats import paired_clustered_test
 NAME = "mmlu"
 ITEMS = ("subject",)
 GATES = ("noninferior_base", "noninferior_champion")
+NEEDS_LOGPROBS = True  # scored by log-likelihood: an engine without log-probabilities cannot run it
 
 SCHEMA = {
     "type": "object",
