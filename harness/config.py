@@ -142,12 +142,23 @@ class OpenAIEngine(OpenAIServer):
     )
 
 
+class VLLMEngineConfig(Section):
+    """vLLM's offline engine in this process (GPU machines, `pip install "tunegate[vllm]"`)."""
+
+    gpu_memory_utilization: float = Field(0.85, gt=0, le=1, description="Share of GPU memory vLLM may take.")
+    max_model_len: int | None = Field(None, ge=16, description="Context length; None: the model's.")
+    max_lora_rank: int = Field(64, ge=1, description="Largest LoRA rank vLLM reserves room for (>= training.lora.r).")
+    tensor_parallel_size: int = Field(1, ge=1, description="GPUs the model is split across.")
+
+
 class EngineConfig(Section):
-    backend: Literal["local", "openai"] = Field(
+    backend: Literal["local", "openai", "vllm"] = Field(
         "local", description="'local': the base model in this process (transformers). 'openai': a model served "
-        "behind an OpenAI-compatible API, configured in [engine.openai].",
+        "behind an OpenAI-compatible API, configured in [engine.openai]. 'vllm': vLLM's offline engine in this "
+        "process, configured in [engine.vllm] (GPU only; untested here).",
     )
     openai: OpenAIEngine | None = Field(None, description="The server, for backend = 'openai'.")
+    vllm: VLLMEngineConfig = Field(default_factory=VLLMEngineConfig, description="vLLM settings, for backend = 'vllm'.")
     batch_size: int = Field(16, ge=1, le=1024, description="Prompts per generation / scoring batch.")
     max_batch_tokens: int = Field(
         2048, ge=1, description="Scoring batches also stop at this many padded tokens (rows x width), so long "

@@ -56,6 +56,23 @@ class GumbelNoise:
         return scores.float() + gumbel
 
 
+def through_cache(cache: ResultCache | None, stats: EngineStats, role: str, keys: list[str], payloads: list,
+                  compute: Callable[[list], list]) -> list:
+    """Each payload's value: the cached one under its key where present; the rest computed in one call
+    of `compute` (payloads in, values out, in order) and stored. Every engine backend goes through it."""
+    found = cache.get_many(keys) if cache is not None else {}
+    stats.cache_hits += len(found)
+    todo = [i for i, k in enumerate(keys) if k not in found]
+    if todo:
+        stats.computed_by_role[role] = stats.computed_by_role.get(role, 0) + len(todo)
+        fresh = compute([payloads[i] for i in todo])
+        new = {keys[i]: v for i, v in zip(todo, fresh)}
+        if cache is not None:
+            cache.put_many(new)
+        found.update(new)
+    return [found[k] for k in keys]
+
+
 def out_of_memory(error: BaseException) -> bool:
     """Whether `error` is an allocation failure: CUDA's OutOfMemoryError, the RuntimeError of torch's CPU
     allocator ("DefaultCPUAllocator: can't allocate memory: you tried to allocate ..."), or another
@@ -164,19 +181,8 @@ class Engine:
         )
 
     def _cached(self, role: str, kind: str, payloads: list, settings: dict, compute, dtype: str | None = None) -> list:
-        """Return cached values where present; compute the rest in one call and store them."""
         keys = [self._key(role, kind, p, settings, dtype) for p in payloads]
-        found = self.cache.get_many(keys) if self.cache is not None else {}
-        self.stats.cache_hits += len(found)
-        todo = [i for i, k in enumerate(keys) if k not in found]
-        if todo:
-            self.stats.computed_by_role[role] = self.stats.computed_by_role.get(role, 0) + len(todo)
-            fresh = compute([payloads[i] for i in todo])
-            new = {keys[i]: v for i, v in zip(todo, fresh)}
-            if self.cache is not None:
-                self.cache.put_many(new)
-            found.update(new)
-        return [found[k] for k in keys]
+        return through_cache(self.cache, self.stats, role, keys, payloads, compute)
 
     # ---- batching -------------------------------------------------------------------------
     def _in_batches(self, kind: str, widths: list[int], run: Callable[[slice], None], one_row_fix: str) -> None:

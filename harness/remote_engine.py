@@ -12,7 +12,7 @@ from pathlib import Path
 
 from harness.cache import ResultCache, cache_key
 from harness.config import OpenAIEngine
-from harness.engine import EngineStats
+from harness.engine import EngineStats, through_cache
 from harness.errors import TunegateError
 from harness.models import BaseModelRef
 from harness.openai_client import describe_error, make_client, run_all
@@ -34,6 +34,18 @@ def sample_seeds(prompt: str, k: int, seed: int) -> list[int]:
     return [base + j for j in range(k)]
 
 
+def scoring_rows(tokenizer, pairs: list) -> list[tuple[list[int], int]]:
+    """For each (context, continuation): the token ids of the whole text and where the continuation
+    starts. As the local engine and lm-evaluation-harness do, the whole text is tokenized and the
+    continuation is what follows the context's own tokens (at least one token)."""
+    rows = []
+    for context, continuation in pairs:
+        whole = tokenizer(context + continuation, add_special_tokens=False)["input_ids"]
+        n_ctx = len(tokenizer(context, add_special_tokens=False)["input_ids"])
+        rows.append((whole, min(len(whole) - 1, max(1, n_ctx))))
+    return rows
+
+
 class RemoteEngine:
     """The engine interface over an OpenAI-compatible server. `tokenizer` is the base model's: it renders
     prompts for /completions and splits a log-likelihood's context from its continuation."""
@@ -47,7 +59,6 @@ class RemoteEngine:
         self.adapters: dict[str, str] = {}  # role -> adapter fingerprint
         self._served: dict[str, str] = {BASE: server.model}  # role -> served model name
         self.stats = EngineStats()
-        self.stats.requests = 0
 
     # ---- roles ----------------------------------------------------------------------------
     def add_adapter(self, role: str, path: Path, fingerprint: str) -> None:
@@ -90,17 +101,7 @@ class RemoteEngine:
         if role != BASE and role not in self.adapters:
             raise KeyError(f"no adapter loaded for role {role!r}")
         keys = [self._key(role, kind, p, settings) for p in payloads]
-        found = self.cache.get_many(keys) if self.cache is not None else {}
-        self.stats.cache_hits += len(found)
-        todo = [i for i, k in enumerate(keys) if k not in found]
-        if todo:
-            self.stats.computed_by_role[role] = self.stats.computed_by_role.get(role, 0) + len(todo)
-            fresh = compute([payloads[i] for i in todo])
-            new = {keys[i]: v for i, v in zip(todo, fresh)}
-            if self.cache is not None:
-                self.cache.put_many(new)
-            found.update(new)
-        return [found[k] for k in keys]
+        return through_cache(self.cache, self.stats, role, keys, payloads, compute)
 
     # ---- generation -----------------------------------------------------------------------
     def render(self, conversation: list[dict[str, str]]) -> str:
@@ -171,14 +172,7 @@ class RemoteEngine:
         return [(float(v[0]), bool(v[1])) for v in values]
 
     def _loglikelihood(self, role: str, pairs: list[list[str]]) -> list[list]:
-        tok = self.tokenizer
-        rows = []  # (token ids of context + continuation, where the continuation starts)
-        for context, continuation in pairs:
-            # As the local engine and lm-evaluation-harness do: tokenize the whole text, and the
-            # continuation is what follows the context's own tokens.
-            whole = tok(context + continuation, add_special_tokens=False)["input_ids"]
-            n_ctx = len(tok(context, add_special_tokens=False)["input_ids"])
-            rows.append((whole, min(len(whole) - 1, max(1, n_ctx))))
+        rows = scoring_rows(self.tokenizer, pairs)
         n = self.server.prompts_per_request
         chunks = [rows[i:i + n] for i in range(0, len(rows), n)]
         model = self._served[role]

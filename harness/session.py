@@ -237,6 +237,10 @@ class RunSession:
                 from harness.remote_engine import RemoteEngine
 
                 self._engine = RemoteEngine(e.openai, tokenizer, self.base, cache)
+            elif e.backend == "vllm":
+                from harness.vllm_engine import VLLMEngine
+
+                self._engine = VLLMEngine(e.vllm, tokenizer, self.base, cache, m.dtype, m.trust_remote_code)
             else:
                 self._engine = Engine(None, tokenizer, self.base, cache, e.batch_size, e.max_batch_tokens,
                                       dtype=m.dtype, load=lambda dtype: load_model(self.base, dtype, m.trust_remote_code))
