@@ -1,5 +1,5 @@
 """The `tunegate` command: data curation, run history, comparisons, reports, the registry (promote,
-rollback) and the human review loop.
+rollback), the human review loop and the export of merged weights for serving.
 
 User errors exit with status 2 and one line on stderr, never a traceback, and change nothing stored.
 """
@@ -14,23 +14,23 @@ from harness import compare as compare_runs
 from harness.config import Config, config_path, load_config
 from harness.curation import commands as curation_commands
 from harness.errors import TunegateError
-from harness.history import History
+from harness.history import open_history
 from harness.redaction import redact
-from harness.registry import Registry
+from harness.registry import open_registry
 
 
 def _config(args: argparse.Namespace) -> Config:
     return load_config(config_path(args.config, Path.cwd()))
 
 
-def _registry(args: argparse.Namespace) -> Registry:
+def _registry(args: argparse.Namespace):
     config = _config(args)
-    return Registry.in_workspace(config.path(config.workspace.dir))
+    return open_registry(config, config.path(config.workspace.dir))
 
 
-def _history(args: argparse.Namespace) -> History:
+def _history(args: argparse.Namespace):
     config = _config(args)
-    return History.in_workspace(config.path(config.workspace.dir))
+    return open_history(config, config.path(config.workspace.dir))
 
 
 def clip(text: str, n: int) -> str:
@@ -154,11 +154,27 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from harness.adapter_check import check_adapter
+    from harness.models import linear_shapes, resolve_base
+    from training.export import export_merged, find_artifact
+
+    config = _config(args)
+    m, workspace = config.model, config.path(config.workspace.dir)
+    artifact = find_artifact(args.adapter, workspace)
+    base = resolve_base(m.base, workspace, m.revision, m.allow_pickle)
+    check_adapter(artifact.path, linear_shapes(base, m.trust_remote_code), m.allow_pickle)
+    out = export_merged(artifact, base, Path(args.out), args.dtype, args.force, m.trust_remote_code)
+    print(f"tunegate: {artifact.id} merged into {base.source} and saved in {out} ({args.dtype}); "
+          "transformers and vLLM load it as a plain model")
+    return 0
+
+
 def cmd_review_export(args: argparse.Namespace) -> int:
     from harness import review
 
     config = _config(args)
-    history = History.in_workspace(config.path(config.workspace.dir))
+    history = open_history(config, config.path(config.workspace.dir))
     run = history.run(args.run_id) if args.run_id else history.latest()
     results = run.results()
     picked = review.sample(results, args.n, role=args.role, suites=args.suite, seed=args.seed)
@@ -244,6 +260,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="an adapter to serve as NAME (repeatable); more can be loaded at run time")
     p.add_argument("--dtype", choices=("float32", "bfloat16"), help="default: the config's model.dtype")
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("export", help="merge an adapter into the base model and save it for serving")
+    p.add_argument("--adapter", default="champion", metavar="ID|PATH|champion",
+                   help="a promoted or stored adapter id, an adapter folder, or the champion (default)")
+    p.add_argument("--out", required=True, metavar="DIR", help="the model folder to write (new or empty)")
+    p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
+                   help="weights dtype of the saved model; the merge itself runs in float32 (default float32)")
+    p.add_argument("--force", action="store_true", help="replace DIR if it exists and is not empty")
+    p.set_defaults(func=cmd_export)
 
     review = sub.add_parser("review", help="human grading of a sample of outputs")
     review_sub = review.add_subparsers(dest="review_command", required=True)

@@ -11,9 +11,9 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from harness.config_suites import Section, SuitesConfig
+from harness.config_suites import JudgeGates, Section, SuitesConfig
 from harness.errors import TunegateError
 
 DEFAULT_CONFIG = "tunegate.toml"
@@ -57,6 +57,10 @@ class DataConfig(Section):
         "duplicate threshold: a leaked ticket with the customer's name changed is still leaked. The demo's "
         "closest cross-set pair is at 0.40.",
     )
+    preferences: Path | None = Field(
+        None, description="Preference pairs for training.method = 'dpo' (JSONL: 'prompt', a string or a conversation, "
+        "then the 'chosen' and the 'rejected' answer); val_fraction of them is held out for val loss. Unused by 'sft'.",
+    )
 
 
 class LoraConfig(Section):
@@ -69,6 +73,17 @@ class LoraConfig(Section):
         ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
         description="Module names that get LoRA adapters. All linear layers learn the demo task much better "
         "per step than attention-only, which is 1.3x faster per step.",
+    )
+
+
+class DpoConfig(Section):
+    beta: float = Field(
+        0.1, gt=0, description="How far DPO may move from the reference: the scale of the log-ratios in its loss; "
+        "higher keeps the model closer to the base (TRL's default 0.1).",
+    )
+    loss_type: Literal["sigmoid", "ipo", "hinge"] = Field(
+        "sigmoid", description="DPO's loss: 'sigmoid' (the DPO paper's), 'ipo' (bounded, less prone to overfit "
+        "deterministic preferences) or 'hinge' (SLiC).",
     )
 
 
@@ -99,7 +114,27 @@ class TrainingConfig(Section):
         False, description="Trade compute for memory. Off: it only costs time on small models."
     )
     bf16: bool = Field(True, description="bf16 mixed precision (autocast) during training.")
-    lora: LoraConfig = Field(default_factory=LoraConfig, description="LoRA settings.")
+    method: Literal["sft", "dpo"] = Field(
+        "sft", description="Objective: 'sft' learns the final assistant turn of each data.train example; 'dpo' learns "
+        "to prefer the chosen over the rejected answer of each data.preferences pair (TRL's DPOTrainer, the "
+        "reference being the base model with the adapter off). DPO usually wants a lower learning_rate (1e-5 to 1e-4).",
+    )
+    finetune: Literal["lora", "qlora", "full"] = Field(
+        "lora", description="What is trained: 'lora', a LoRA adapter on the base weights; 'qlora', the same adapter "
+        "on 4-bit NF4 base weights (bitsandbytes, `pip install tunegate[qlora]`; the adapter is then evaluated on "
+        "the full-precision base, as it is usually served); 'full', every weight, saved as a whole model folder "
+        "(set learning_rate far lower than LoRA's, e.g. 2e-5).",
+    )
+    lora: LoraConfig = Field(default_factory=LoraConfig, description="LoRA settings ('lora' and 'qlora').")
+    dpo: DpoConfig = Field(default_factory=DpoConfig, description="DPO settings (method = 'dpo').")
+
+    @field_validator("finetune")
+    @classmethod
+    def _dpo_trains_an_adapter(cls, finetune: str, info: ValidationInfo) -> str:
+        if finetune == "full" and info.data.get("method") == "dpo":
+            raise ValueError("method 'dpo' trains a LoRA or QLoRA adapter (its reference is the base with the adapter "
+                             "off); set training.finetune = 'lora' or 'qlora'")
+        return finetune
 
 
 class OpenAIServer(Section):
@@ -111,7 +146,10 @@ class OpenAIServer(Section):
         None, description="Environment variable holding the API key; None sends none. The key itself never goes "
         "in the config, and output that contains it is redacted.",
     )
-    timeout: float = Field(120.0, gt=0, description="Seconds one request may take before it is retried.")
+    timeout: float = Field(
+        600.0, gt=0, description="Seconds one request may take before it is retried, queueing on a busy server "
+        "included: a CPU server answering prompts_per_request prompts can take minutes.",
+    )
     max_retries: int = Field(
         5, ge=0, le=20, description="Retries of a request that failed on a connection error, a timeout, 408, 409, "
         "429 or a 5xx, with exponential backoff (the openai client's, honouring Retry-After).",
@@ -172,9 +210,94 @@ class EngineConfig(Section):
         return self
 
 
+class JudgeSuite(Section):
+    """LLM-as-judge: a model behind an OpenAI-compatible API grades answers and compares them pairwise."""
+
+    enabled: bool = Field(False, description="Run the judge suite. Off by default: it needs a judge server.")
+    server: OpenAIServer | None = Field(None, description="The judge's server ([suites.judge.server]).")
+    path: Path | None = Field(None, description="Items to judge (golden format); None: the golden set, whose "
+                              "answers the run already generates.")
+    max_new_tokens: int | None = Field(None, ge=1, le=4096, description="Generation budget per answer; None: "
+                                       "suites.golden.max_new_tokens (so the golden answers are reused).")
+    criteria: str = Field(
+        "The answer is correct and complete, follows the user's instructions and format, and agrees in substance "
+        "with the reference answer when one is given (wording may differ).",
+        description="What a good answer is; goes into both prompts as {criteria}.",
+    )
+    rubric_template: str | None = Field(
+        None, description="Grading prompt with {criteria}, {question}, {reference}, {answer} and {scale}; None: "
+        "harness.judge.RUBRIC_TEMPLATE. It must ask for JSON with 'score'.",
+    )
+    pairwise_template: str | None = Field(
+        None, description="Comparison prompt with {criteria}, {question}, {reference}, {answer_a} and {answer_b}; "
+        "None: harness.judge.PAIRWISE_TEMPLATE. It must ask for JSON with 'winner' (A, B or tie).",
+    )
+    scale: int = Field(5, ge=2, le=10, description="Scores run from 1 to this.")
+    pass_score: int = Field(4, ge=1, le=10, description="Scores at or above this pass.")
+    pairwise: bool = Field(True, description="Compare the candidate with base and champion, each pair in both "
+                           "orders (4 requests an item); off: rubric grades only.")
+    json_mode: bool = Field(True, description="Send response_format json_object; set false for servers that "
+                            "reject it (the reply is parsed tolerantly either way).")
+    max_tokens: int = Field(400, ge=16, le=8192, description="Tokens the judge may write per reply.")
+    temperature: float = Field(0.0, ge=0, le=2, description="Judge sampling temperature (0: repeatable verdicts).")
+    min_kappa: float = Field(0.6, ge=-1, le=1, description="The judge gates only when Cohen's kappa between its "
+                             "verdicts and human grades (tunegate review) reaches this; below, it only reports.")
+    min_human_grades: int = Field(30, ge=1, description="Human grades the kappa needs before the "
+                                  "judge may gate (fewer: it only reports).")
+    calibration_suites: tuple[str, ...] = Field(
+        ("golden",), description="Suites whose human-graded outputs (any run in the history) calibrate the judge.",
+    )
+    gates: JudgeGates = Field(default_factory=JudgeGates, description="Judge gate thresholds.")
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.enabled and self.server is None:
+            raise ValueError("an enabled judge needs a [suites.judge.server] table with base_url and model")
+        if self.pass_score > self.scale:
+            raise ValueError(f"pass_score {self.pass_score} is above scale {self.scale}")
+        for name, needed in (("rubric_template", ("{answer}",)), ("pairwise_template", ("{answer_a}", "{answer_b}"))):
+            missing = [p for p in needed if getattr(self, name) is not None and p not in getattr(self, name)]
+            if missing:
+                raise ValueError(f"{name} lacks the placeholder {missing[0]}")
+        return self
+
+
+class Suites(SuitesConfig):
+    """The suites' tables (config_suites.py), plus the judge's, which needs OpenAIServer from this module."""
+
+    judge: JudgeSuite = Field(default_factory=JudgeSuite, description="LLM-as-judge (off by default).")
+
+
 class WorkspaceConfig(Section):
     dir: Path = Field(Path(".tunegate"), description="Converted models, adapter store, result cache, registry.")
     reports: Path = Field(Path("reports"), description="Where runs write reports/<run-id>/ and reports/latest.")
+
+
+class RegistryConfig(Section):
+    backend: Literal["sqlite", "mlflow"] = Field(
+        "sqlite", description="Where the champion, the promotions and the run history live. 'sqlite': files in the "
+        "workspace (one machine). 'mlflow': an MLflow tracking server shared by every machine, e.g. ephemeral CI "
+        "runners (`pip install \"tunegate[mlflow]\"`): one MLflow run per tunegate run, each promoted adapter a "
+        "version of `model_name`, the champion its alias 'champion'.",
+    )
+    tracking_uri: str | None = Field(
+        None, validate_default=True, description="The MLflow tracking server, e.g. http://mlflow.internal:5000 "
+        "(backend 'mlflow' only; also its model registry). Credentials come from MLflow's own environment "
+        "variables (MLFLOW_TRACKING_TOKEN, or MLFLOW_TRACKING_USERNAME and _PASSWORD), never from this file.",
+    )
+    experiment: str = Field("tunegate", min_length=1, description="MLflow experiment the runs are logged to.")
+    model_name: str = Field(
+        "tunegate", pattern=r"^\w[\w.\-]*$", max_length=200,
+        description="Registered model whose versions are the promoted adapters (letters, digits, _ . -).",
+    )
+
+    @field_validator("tracking_uri")
+    @classmethod
+    def _mlflow_needs_a_server(cls, uri: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("backend") == "mlflow" and not (uri or "").strip():
+            raise ValueError("backend 'mlflow' needs the tracking server's URL, e.g. tracking_uri = "
+                             "\"http://127.0.0.1:5000\"")
+        return uri
 
 
 class Config(Section):
@@ -182,8 +305,9 @@ class Config(Section):
     data: DataConfig = Field(default_factory=DataConfig, description="Training data.")
     training: TrainingConfig = Field(default_factory=TrainingConfig, description="SFT + LoRA settings.")
     engine: EngineConfig = Field(default_factory=EngineConfig, description="Evaluation engine.")
-    suites: SuitesConfig = Field(default_factory=SuitesConfig, description="Suites and their gates.")
+    suites: Suites = Field(default_factory=Suites, description="Suites and their gates.")
     workspace: WorkspaceConfig = Field(default_factory=WorkspaceConfig, description="Generated files.")
+    registry: RegistryConfig = Field(default_factory=RegistryConfig, description="Registry and run history store.")
     root: Path = Field(Path("."), exclude=True, description="Folder of the config file; set by the loader.")
 
     def path(self, p: Path) -> Path:

@@ -160,6 +160,20 @@ class MemorisationSuite(Section):
     max_rate: float = Field(0.3, ge=0, le=1, description="Bar: share of probes that reproduce training text.")
 
 
+class JudgeGates(Section):
+    """Gates of the judge suite, whose own table (JudgeSuite) is in config.py with the server it needs."""
+
+    min_pass_rate: float = Field(0.7, ge=0, le=1, description="Bar: share of the candidate's answers the judge "
+                                 "passes (score >= pass_score; an unparsed verdict is a fail).")
+    margin: float = Field(0.05, ge=0, le=1, description="Largest tolerated drop in judged pass rate vs base/champion.")
+    pairwise_margin: float = Field(
+        0.1, ge=0, le=1, description="Largest tolerated net loss rate in pairwise comparison, (losses - wins) / "
+        "items, vs base/champion; a pair whose two orders disagree is a tie.",
+    )
+    alpha: float = Field(0.05, gt=0, lt=1, description="Significance level of the one-sided paired tests "
+                         "(McNemar exact; the sign test over won and lost pairs).")
+
+
 class SuitesConfig(Section):
     golden: GoldenSuite = Field(default_factory=GoldenSuite, description="Golden set with rubrics.")
     safety: SafetySuite = Field(default_factory=SafetySuite, description="Refusals and over-refusal.")

@@ -232,3 +232,83 @@ def stable_subset(items: list, n: int | None, key=lambda item: item.id) -> list:
         return list(items)
     chosen = set(sorted(range(len(items)), key=lambda i: hashlib.sha256(str(key(items[i])).encode()).hexdigest())[:n])
     return [item for i, item in enumerate(items) if i in chosen]
+
+
+# ---- preference pairs (training.method = "dpo") -------------------------------------------
+PAIR_SCHEMA = {
+    "type": "object",
+    "required": ["prompt", "chosen", "rejected"],
+    "additionalProperties": False,
+    "properties": {
+        "id": {"type": ["string", "integer"]},
+        "meta": {"type": "object"},
+        "prompt": {"oneOf": [
+            {"type": "string", "minLength": 1},
+            {"type": "array", "minItems": 1, "items": {
+                "type": "object", "required": ["role", "content"], "additionalProperties": False,
+                "properties": {"role": {"enum": ["system", "user", "assistant"]}, "content": {"type": "string"}}}},
+        ]},
+        "chosen": {"type": "string", "minLength": 1},
+        "rejected": {"type": "string", "minLength": 1},
+    },
+}
+PAIR_SHAPE = ('each line is {"prompt": "..." or [messages], "chosen": "better answer", "rejected": "worse answer"}')
+
+
+@dataclass(frozen=True)
+class PreferencePair:
+    """One DPO pair: a prompt (a conversation ending on a user turn) and two answers to it, the preferred first."""
+
+    id: str
+    messages: tuple[dict[str, str], ...]
+    chosen: str
+    rejected: str
+    origin: str  # "file:line", for error messages
+
+    def as_example(self) -> Example:
+        """The prompt answered with the chosen answer: what the leakage check and the prompt rendering see."""
+        return Example(id=self.id, messages=(*self.messages, {"role": "assistant", "content": self.chosen}),
+                       origin=self.origin)
+
+    def prompt(self, system_prompt: str | None = None) -> list[dict[str, str]]:
+        return self.as_example().prompt(system_prompt)
+
+
+def parse_pair(record, where: str, fallback_id: str) -> PreferencePair:
+    """A decoded line as a PreferencePair; each problem is one TunegateError naming `where`, the field and the fix."""
+    if not isinstance(record, dict):
+        raise TunegateError(f"{where}: expected a JSON object, got {type(record).__name__}; {PAIR_SHAPE}")
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(PAIR_SCHEMA).iter_errors(record))
+    if error is not None:
+        raise TunegateError(f"{where}: field '{_field_path(error)}': {error.message}; {PAIR_SHAPE}")
+    prompt = record["prompt"]
+    messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else [dict(m) for m in prompt]
+    if messages[-1]["role"] != "user":
+        raise TunegateError(f"{where}: field 'prompt': the conversation ends on a '{messages[-1]['role']}' turn; "
+                            "end it with the user turn that 'chosen' and 'rejected' answer")
+    for name in ("chosen", "rejected"):
+        if not record[name].strip():
+            raise TunegateError(f"{where}: field '{name}': the answer is blank; write the answer or remove the line")
+    if record["chosen"].strip() == record["rejected"].strip():
+        raise TunegateError(f"{where}: fields 'chosen' and 'rejected' hold the same answer, which teaches nothing; "
+                            "make the rejected answer the worse one, or remove the line")
+    return PreferencePair(id=str(record.get("id", fallback_id)), messages=tuple(messages), chosen=record["chosen"],
+                          rejected=record["rejected"], origin=where)
+
+
+def load_pairs(path: Path) -> list[PreferencePair]:
+    """Load and validate a JSONL file of preference pairs; raise TunegateError naming file:line, field and fix."""
+    path = Path(path)
+    pairs: list[PreferencePair] = []
+    seen: dict[str, str] = {}
+    for where, line in read_lines(path):
+        lineno = int(where.rsplit(":", 1)[1])
+        pair = parse_pair(decode_line(line, where), where, fallback_id=f"{path.stem}-{lineno}")
+        if pair.id in seen:
+            raise TunegateError(f"{where}: field 'id': duplicate id {pair.id!r} (first at {seen[pair.id]}); "
+                                "give each pair its own id")
+        seen[pair.id] = where
+        pairs.append(pair)
+    if not pairs:
+        raise TunegateError(f"{path}: no preference pairs; the file is empty")
+    return pairs

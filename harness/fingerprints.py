@@ -20,14 +20,33 @@ def json_sha256(value: object) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
-def adapter_fingerprint(folder: Path) -> str:
-    """sha256 over a PEFT adapter's config and weights, for cache keys and the registry."""
+def is_full_model(folder: Path) -> bool:
+    """Whether `folder` holds a whole model (config.json and safetensors weights: a full fine-tune) rather than a
+    PEFT adapter (adapter_config.json)."""
     folder = Path(folder)
-    weights = folder / "adapter_model.safetensors"
-    if not weights.exists() and (folder / "adapter_model.bin").exists():
-        weights = folder / "adapter_model.bin"  # a pickle file, loaded only when model.allow_pickle is set
+    return not (folder / "adapter_config.json").exists() and (folder / "config.json").is_file()
+
+
+def full_weight_files(folder: Path) -> list[Path]:
+    """A whole model's safetensors files (one, or the shards of a large model), in name order."""
+    return sorted(Path(folder).glob("*.safetensors"))
+
+
+def adapter_fingerprint(folder: Path) -> str:
+    """sha256 over an artifact's config and weights, for cache keys and the registry: a PEFT adapter's, or a whole
+    model's for a full fine-tune (its tokenizer files left out: they change no weight)."""
+    folder = Path(folder)
+    if is_full_model(folder):
+        files = [folder / "config.json", *full_weight_files(folder)]
+        if len(files) == 1:
+            raise FileNotFoundError(f"{folder}: no *.safetensors beside config.json")
+    else:
+        weights = folder / "adapter_model.safetensors"
+        if not weights.exists() and (folder / "adapter_model.bin").exists():
+            weights = folder / "adapter_model.bin"  # a pickle file, loaded only when model.allow_pickle is set
+        files = [folder / "adapter_config.json", weights]
     h = hashlib.sha256()
-    for path in (folder / "adapter_config.json", weights):
+    for path in files:
         h.update(path.name.encode())
         h.update(file_sha256(path).encode())
     return h.hexdigest()

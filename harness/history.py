@@ -5,6 +5,7 @@ trends, `tunegate history` and the summary need: ids, commit, config and data ha
 metrics and gate results. Per-example records are not copied here: every run's results.json
 already holds all of them, schema-checked, and `compare` and the drill-down read them from there;
 copying ~3 roles x every item of every run into SQLite would double the storage for no new query.
+`open_history` picks this store or the shared MLflow one (harness/history_mlflow.py) from the config.
 """
 from __future__ import annotations
 
@@ -13,9 +14,14 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness import redaction, sqlite_store
 from harness.errors import TunegateError
+
+if TYPE_CHECKING:
+    from harness.config import Config
+    from harness.history_mlflow import MlflowHistory
 
 HISTORY_FILE = "history.sqlite"
 
@@ -94,6 +100,31 @@ class Grade:
     note: str = ""
 
 
+def summarise(results: dict) -> dict:
+    """What the history keeps of a run: its results without the examples, secrets redacted (as data,
+    before json.dumps escapes anything)."""
+    return redaction.redact_data({k: v for k, v in results.items() if k != "examples"})
+
+
+def run_from_summary(summary: dict, results_path: Path, cls: type[Run] = Run, **extra) -> Run:
+    """The Run a summary (from `summarise`) describes."""
+    v = summary["verdict"]
+    return cls(summary["run_id"], summary["started_at"], summary["finished_at"], summary.get("git_commit"),
+               summary["config_hash"], summary["data"], v["status"], v["failed_gates"], bool(summary["complete"]),
+               (summary.get("candidate") or {}).get("id"), (summary.get("champion") or {}).get("id"),
+               summary["suites"], summary["gates"], Path(results_path), **extra)
+
+
+def open_history(config: Config, workspace: Path) -> History | MlflowHistory:
+    """The history store `[registry]` selects: this workspace's SQLite file, or the MLflow experiment
+    every machine shares. Both have the same methods."""
+    if config.registry.backend == "mlflow":
+        from harness.history_mlflow import MlflowHistory
+
+        return MlflowHistory.connect(config.registry, workspace, config.path(config.workspace.reports))
+    return History.in_workspace(workspace)
+
+
 class History:
     def __init__(self, path: Path):
         self.path = Path(path)
@@ -106,8 +137,7 @@ class History:
 
     def record(self, results: dict, results_path: Path) -> None:
         """Store (or replace) the row of a finished run from its results (secrets redacted)."""
-        # Redacted as data, before json.dumps escapes anything; without the examples, which are not stored here.
-        results = redaction.redact_data({k: v for k, v in results.items() if k != "examples"})
+        results = summarise(results)
         v = results["verdict"]
         row = (
             results["run_id"], results["started_at"], results["finished_at"], results.get("git_commit"),

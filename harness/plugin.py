@@ -8,6 +8,7 @@ functions from `harness.session`. Whatever it prints, and pytest's reports of su
 from __future__ import annotations
 
 import contextlib
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -216,7 +217,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = session.config.stash[STATE]
     if not state.active or session.config.option.collectonly:
         return
-    state.verdict = state.run.finish(int(exitstatus), state.complete, state.aborted)
+    try:
+        state.verdict = state.run.finish(int(exitstatus), state.complete, state.aborted)
+    except TunegateError as e:  # a shared registry or history that failed mid-finish: one line, not INTERNALERROR
+        print(redact(f"tunegate: the run could not finish: {e}"), file=sys.stderr, flush=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        return
     if state.verdict.status == "BLOCKED" and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 

@@ -1,4 +1,5 @@
-"""The local adapter registry: SQLite for versions and events, a folder of adapter artifacts.
+"""The local adapter registry: SQLite for versions and events, a folder of adapter artifacts
+(`open_registry` picks it or the shared MLflow one, harness/registry_mlflow.py, from the config).
 
 Promotion copies the adapter into `artifacts/<adapter-id>` (atomic rename) before one SQLite
 transaction records the version, the event and the new champion, so a promotion is either
@@ -15,9 +16,14 @@ import shutil
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness import atomic, sqlite_store
 from harness.errors import TunegateError
+
+if TYPE_CHECKING:
+    from harness.config import Config
+    from harness.registry_mlflow import MlflowRegistry
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS versions (
@@ -66,6 +72,34 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def replay(events: list[dict]) -> list[str]:
+    """The champions in order, oldest first: a promotion pushes its adapter (unless it is already the
+    champion), a rollback pops the current one."""
+    stack: list[str] = []
+    for event in events:
+        if event["action"] in PROMOTIONS and (not stack or stack[-1] != event["adapter_id"]):
+            stack.append(event["adapter_id"])
+        elif event["action"] == ROLLBACK and stack:
+            stack.pop()
+    return stack
+
+
+def nothing_to_roll_back(stack: list[str]) -> TunegateError:
+    current = stack[-1] if stack else None
+    return TunegateError("nothing to roll back to: " + (f"{current} is the only champion there has been"
+                                                        if current else "no adapter has been promoted yet"))
+
+
+def open_registry(config: Config, workspace: Path) -> Registry | MlflowRegistry:
+    """The registry `[registry]` selects: this workspace's SQLite one, or the MLflow one every machine
+    shares. Both have the same methods; the MLflow one keeps a verified local copy of the champion."""
+    if config.registry.backend == "mlflow":
+        from harness.registry_mlflow import MlflowRegistry
+
+        return MlflowRegistry.connect(config.registry, workspace)
+    return Registry.in_workspace(workspace)
+
+
 class Registry:
     def __init__(self, root: Path):
         self.root = Path(root)
@@ -107,15 +141,8 @@ class Registry:
         return [dict(zip(("at", "action", "adapter_id", "run_id", "reason"), r)) for r in rows]
 
     def lineage(self) -> list[str]:
-        """The champions in order, oldest first, as the events leave them: a promotion pushes its
-        adapter (unless it is already the champion), a rollback pops the current one."""
-        stack: list[str] = []
-        for event in self.events():
-            if event["action"] in PROMOTIONS and (not stack or stack[-1] != event["adapter_id"]):
-                stack.append(event["adapter_id"])
-            elif event["action"] == ROLLBACK and stack:
-                stack.pop()
-        return stack
+        """The champions in order, oldest first, as the events leave them."""
+        return replay(self.events())
 
     def version(self, adapter_id: str) -> Version | None:
         row = self._db.execute("SELECT * FROM versions WHERE adapter_id = ?", (adapter_id,)).fetchone()
@@ -156,10 +183,7 @@ class Registry:
             self._db.execute("BEGIN IMMEDIATE")
             stack = self.lineage()
             if len(stack) < 2:
-                current = stack[-1] if stack else None
-                raise TunegateError(
-                    "nothing to roll back to: " + (f"{current} is the only champion there has been"
-                                                   if current else "no adapter has been promoted yet"))
+                raise nothing_to_roll_back(stack)
             old, new = stack[-1], stack[-2]
             self._event(now, ROLLBACK, new, self.version(new).run_id, reason, replaced=old)
         return self.version(old), self.champion()

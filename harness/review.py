@@ -196,3 +196,35 @@ def agreement(results: dict, grades: list[Grade]) -> list[Agreement]:
         out.append(Agreement(suite, len(got), 100 * sum(h == m for h, m in got) / len(got),
                              cohen_kappa(list(human), list(machine))))
     return out
+
+
+@dataclass(frozen=True)
+class GradedOutput:
+    """One human grade with the output it grades, as the graded run's results.json holds it."""
+
+    grade: Grade
+    prompt: list[dict]
+    output: str
+
+
+def graded_outputs(history: History, suites: tuple[str, ...]) -> tuple[list[GradedOutput], int]:
+    """Every human grade of an output of `suites`, over every run in the history, with that output; and how
+    many grades were left out because their run's results.json is gone (its output cannot be read)."""
+    found, missing = [], 0
+    for run in history.runs():
+        grades = [g for g in history.grades(run.run_id) if g.suite in suites]
+        if not grades:
+            continue
+        try:
+            results = run.results()
+        except TunegateError:
+            missing += len(grades)
+            continue
+        records = {(r["suite"], r["example_id"], r["role"]): r for r in results["examples"]}
+        for g in grades:
+            rec = records.get((g.suite, g.example_id, g.role))
+            if rec is None:
+                missing += 1
+            else:
+                found.append(GradedOutput(g, rec["prompt"], rec["output"]))
+    return found, missing

@@ -23,7 +23,7 @@ from harness.engine import BASE, Engine
 from harness.errors import TunegateError
 from harness.fingerprints import adapter_intact, file_sha256, json_sha256
 from harness.gates import GateResult
-from harness.history import HISTORY_FILE, History
+from harness.history import HISTORY_FILE, open_history
 from harness.models import (
     BUNDLED,
     BaseModelRef,
@@ -36,7 +36,7 @@ from harness.models import (
     model_config,
     resolve_base,
 )
-from harness.registry import Registry
+from harness.registry import Registry, open_registry
 from harness.suites import SUITES
 from training.store import get_or_train, open_external, training_data
 
@@ -173,8 +173,8 @@ class RunSession:
         for path in (self.workspace / CACHE_FILE, self.workspace / HISTORY_FILE, Registry.db_in(self.workspace)):
             if path.is_file():
                 sqlite_store.check(path)
-        if not Registry.exists_in(self.workspace):
-            return
+        if self.config.registry.backend == "sqlite" and not Registry.exists_in(self.workspace):
+            return  # (the MLflow registry is checked, and its champion fetched, on every run)
         champ = self.champion
         if champ is not None and not adapter_intact(champ.path, champ.fingerprint):
             raise TunegateError(
@@ -199,8 +199,9 @@ class RunSession:
         return resolve_base(m.base, self.workspace, m.revision, m.allow_pickle)
 
     @cached_property
-    def registry(self) -> Registry:
-        return Registry.in_workspace(self.workspace)
+    def registry(self):
+        """The registry [registry] selects (Registry, or the shared MlflowRegistry)."""
+        return open_registry(self.config, self.workspace)
 
     @cached_property
     def data_check(self) -> CheckReport:
@@ -219,9 +220,14 @@ class RunSession:
             else:
                 refuse_to_train(check)
                 train, val = self.splits
+                hashes = self.data_hashes
+                if self.config.training.method == "dpo":  # preference pairs take the examples' place
+                    from training.dpo import preference_data
+
+                    train, val, hashes = preference_data(self.config, self.leakage_sets(), hashes)
                 self._adapter = get_or_train(
                     self.workspace / "adapters", self.base, train, val, self.config.training,
-                    self.config.data.system_prompt, self.data_hashes, retrain=self.retrain,
+                    self.config.data.system_prompt, hashes, retrain=self.retrain,
                     trust_remote_code=self.config.model.trust_remote_code,
                 )
         return self._adapter
@@ -321,7 +327,7 @@ class RunSession:
             self.promote(verdict)
         results = self.build_results(verdict, complete)
         self.results_path = results_io.write(self.config.path(self.config.workspace.reports), self.run_id, results)
-        history = History.in_workspace(self.workspace)
+        history = open_history(self.config, self.workspace)
         try:
             history.record(results, self.results_path)
             self.report_paths = write_reports(results, self.results_path.parent, history)

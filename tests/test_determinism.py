@@ -123,8 +123,10 @@ def two_runs(tmp_path_factory, tiny_model_dir, repo_root) -> tuple[_Run, _Run]:
 
 def _assert_covers_real_data(results: dict) -> None:
     """Every suite ran and scored items, training and sampling happened: the comparison is not vacuous."""
-    from harness.suites import SUITES
+    from harness.config import Config
+    from harness.suites import SUITES as ALL
 
+    SUITES = {s: m for s, m in ALL.items() if m.enabled(Config())}  # the judge needs a server: off by default
     assert results["complete"] is True and results["verdict"]["status"] == "PROMOTED"
     assert results["candidate"]["trained_now"] is True  # trained in this run, not reused
     assert results["engine"]["cache_hits"] == 0 and results["engine"]["generated"] > 0

@@ -18,8 +18,9 @@ def corpus(root: Path) -> list[str]:
     return texts
 
 
-def build_tiny_model(out: Path, repo_root: Path, seed: int = 0) -> Path:
-    """Train a small byte-level BPE on the demo texts and save a 2-layer Llama beside it."""
+def build_tiny_model(out: Path, repo_root: Path, seed: int = 0, hidden_size: int = 32) -> Path:
+    """Train a small byte-level BPE on the demo texts and save a 2-layer Llama beside it. (bitsandbytes' 4-bit
+    layers need at least 64 input features: QLoRA tests ask for hidden_size=64.)"""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -34,7 +35,8 @@ def build_tiny_model(out: Path, repo_root: Path, seed: int = 0) -> Path:
                                   pad_token="<|im_end|>", unk_token="<|endoftext|>")
     tok.chat_template = CHATML
     torch.manual_seed(seed)
-    config = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=hidden_size, intermediate_size=2 * hidden_size,
+                         num_hidden_layers=2,
                          num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=1024,
                          bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
                          tie_word_embeddings=False, initializer_range=0.3)  # varied greedy output

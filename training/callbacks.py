@@ -40,18 +40,21 @@ class LossGuard(TrainerCallback):
 
 
 class LossHistory(TrainerCallback):
-    """Collect (step, train loss) and (step, val loss) for the adapter metadata and the report."""
+    """Collect (step, train loss) and (step, val loss) for the adapter metadata and the report, and for DPO
+    the reward margins (chosen minus rejected, beta-scaled log-ratios to the reference), train and val."""
 
     def __init__(self) -> None:
         self.train: list[tuple[int, float]] = []
         self.val: list[tuple[int, float]] = []
+        self.margins: list[tuple[int, float]] = []
+        self.val_margins: list[tuple[int, float]] = []
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         logs = logs or {}
-        if "loss" in logs:
-            self.train.append((state.global_step, float(logs["loss"])))
-        if "eval_loss" in logs:
-            self.val.append((state.global_step, float(logs["eval_loss"])))
+        for key, into in (("loss", self.train), ("eval_loss", self.val), ("rewards/margins", self.margins),
+                          ("eval_rewards/margins", self.val_margins)):
+            if key in logs:
+                into.append((state.global_step, float(logs[key])))
 
 
 class Progress(TrainerCallback):
@@ -62,11 +65,15 @@ class Progress(TrainerCallback):
         self.start = time.monotonic()
 
     def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero:
+            return  # the processes of a multi-process launch log the same (reduced) values
         logs = logs or {}
         parts = [f"step {state.global_step}/{state.max_steps}", f"{time.monotonic() - self.start:.0f}s"]
         if "loss" in logs:
             parts.append(f"loss {logs['loss']:.4f}")
         if "eval_loss" in logs:
             parts.append(f"val_loss {logs['eval_loss']:.4f}")
+        if "rewards/margins" in logs:
+            parts.append(f"reward_margin {logs['rewards/margins']:.4f}")
         if len(parts) > 2:
             print("tunegate train: " + "  ".join(parts), file=self.stream, flush=True)

@@ -15,11 +15,12 @@ from harness.suites import (
     bias,
     diversity,
     golden,
+    judge,
     memorisation,
     mmlu,
     safety,
 )
 
-SUITES = {m.NAME: m for m in (golden, safety, mmlu, diversity, bias, behaviour, memorisation)}
+SUITES = {m.NAME: m for m in (golden, safety, mmlu, diversity, bias, behaviour, memorisation, judge)}
 
 __all__ = ["SUITES"]
