@@ -30,6 +30,7 @@ from harness.metrics.agreement import (
 from harness.results import example_record
 from harness.review import GradedOutput, graded_outputs
 from harness.stats import mcnemar_exact
+from harness.suites.golden import RubricOutcome
 
 NAME = "judge"
 ITEMS = ("example",)
@@ -38,22 +39,12 @@ OPPONENTS = ("base", "champion")
 
 
 @dataclass(frozen=True)
-class JudgeOutcome:
-    examples: list[Example]
-    records: dict[str, dict[str, dict]]  # role -> example id -> record
+class JudgeOutcome(RubricOutcome):
+    """The golden suite's outcome shape (judged pass/fail per item, per role), plus the pairwise verdicts."""
+
     pairs: dict[str, list[dict]]  # opponent role -> the candidate's pairs with it, in file order
     calibration: Calibration
     pairwise: bool  # suites.judge.pairwise: the comparisons were asked for
-
-    def outcomes(self, role: str) -> list[bool] | None:
-        """Judged pass/fail per item in file order, or None if the role did not run."""
-        if role not in self.records:
-            return None
-        return [self.records[role][ex.id]["passed"] for ex in self.examples]
-
-    def rate(self, role: str) -> float | None:
-        got = self.outcomes(role)
-        return sum(got) / len(got) if got else None
 
 
 def enabled(config) -> bool:
