@@ -16,7 +16,7 @@ from harness.curation import commands as curation_commands
 from harness.errors import TunegateError
 from harness.history import open_history
 from harness.redaction import redact
-from harness.registry import open_registry
+from harness.registry import Registry, open_registry
 
 
 def _config(args: argparse.Namespace) -> Config:
@@ -161,7 +161,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     config = _config(args)
     m, workspace = config.model, config.path(config.workspace.dir)
-    artifact = find_artifact(args.adapter, workspace)
+    shared = config.registry.backend != "sqlite"
+    registry = open_registry(config, workspace) if shared or Registry.exists_in(workspace) else None
+    artifact = find_artifact(args.adapter, workspace, registry)
     base = resolve_base(m.base, workspace, m.revision, m.allow_pickle)
     check_adapter(artifact.path, linear_shapes(base, m.trust_remote_code), m.allow_pickle)
     out = export_merged(artifact, base, Path(args.out), args.dtype, args.force, m.trust_remote_code)

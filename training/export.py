@@ -34,18 +34,16 @@ def save_tokenizer(base: BaseModelRef, out_dir: Path, trust_remote_code: bool = 
                                   ).save_pretrained(str(out_dir))
 
 
-def find_artifact(spec: str, workspace: Path) -> Artifact:
-    """`--adapter`: 'champion' (the registry's), an adapter id (promoted, or in the adapter store), or a folder."""
-    from harness.registry import Registry
-
-    registry = Registry.in_workspace(workspace) if Registry.exists_in(workspace) else None
+def find_artifact(spec: str, workspace: Path, registry=None) -> Artifact:
+    """`--adapter`: 'champion' (the `registry`'s, the configured one: SQLite or MLflow; None when there is
+    none yet), an adapter id (promoted, or in the adapter store), or a folder."""
     if spec == CHAMPION:
         champion = registry.champion() if registry else None
         if champion is None:
             raise TunegateError("--adapter champion: no adapter has been promoted yet; pass --adapter ID or PATH")
         return Artifact(champion.adapter_id, champion.path, champion.base_fingerprint)
     version = registry.version(spec) if registry else None
-    if version is not None:
+    if version is not None and Path(version.path).is_dir():  # a shared registry keeps only the champion here
         return Artifact(version.adapter_id, version.path, version.base_fingerprint)
     for meta_file in sorted((Path(workspace) / "adapters").glob("*/tunegate.json")):
         meta = json.loads(meta_file.read_text())
