@@ -303,7 +303,7 @@ class RegistryConfig(Section):
 class Config(Section):
     model: ModelConfig = Field(default_factory=ModelConfig, description="Base model.")
     data: DataConfig = Field(default_factory=DataConfig, description="Training data.")
-    training: TrainingConfig = Field(default_factory=TrainingConfig, description="SFT + LoRA settings.")
+    training: TrainingConfig = Field(default_factory=TrainingConfig, description="Training: method (SFT, DPO), what is trained (LoRA, QLoRA, full) and how.")
     engine: EngineConfig = Field(default_factory=EngineConfig, description="Evaluation engine.")
     suites: Suites = Field(default_factory=Suites, description="Suites and their gates.")
     workspace: WorkspaceConfig = Field(default_factory=WorkspaceConfig, description="Generated files.")
