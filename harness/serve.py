@@ -9,6 +9,7 @@ equals the local engine's sample with that row seed.
 from __future__ import annotations
 
 import json
+import secrets
 import sys
 import threading
 import time
@@ -107,18 +108,14 @@ class Server:
         """Answers and the generated token count: greedy at temperature 0, else each row sampled with the
         request's seed (OpenAI's default temperature is 1)."""
         max_tokens = int(body.get("max_tokens") or body.get("max_completion_tokens") or 16)
-        temperature = float(body.get("temperature", 1.0) if body.get("temperature") is not None else 1.0)
+        temperature = 1.0 if body.get("temperature") is None else float(body["temperature"])
         with self.lock:
             before = self.engine.stats.generated_tokens
-            with self.engine.using(role):
-                pass  # an unknown role fails here, before any work
             if temperature == 0:
                 texts = self.engine.complete(role, prompts, max_tokens)
-            else:
-                seed = body.get("seed")
-                seeds = [int(seed) if seed is not None else int.from_bytes(time.time_ns().to_bytes(8, "big")[-4:])
-                         ] * len(prompts)
-                texts = self.engine.complete(role, prompts, max_tokens, seeds, temperature,
+            else:  # every row with the request's seed, or a fresh one: OpenAI's sampling is unseeded by default
+                seed = int(body["seed"]) if body.get("seed") is not None else secrets.randbits(32)
+                texts = self.engine.complete(role, prompts, max_tokens, [seed] * len(prompts), temperature,
                                              float(body.get("top_p") or 1.0))
             return texts, self.engine.stats.generated_tokens - before
 

@@ -182,3 +182,10 @@ def test_an_api_key_comes_from_the_named_environment_variable(tiny_ref, tiny_tok
         RemoteEngine(server, tiny_tokenizer, tiny_ref, None)
     monkeypatch.setenv("TG_TEST_API_KEY", "sk-test-0123456789")
     assert RemoteEngine(server, tiny_tokenizer, tiny_ref, None).client.api_key == "sk-test-0123456789"
+
+
+def test_a_model_the_server_does_not_serve_is_one_line(server_url, tiny_ref, tiny_tokenizer):
+    r = RemoteEngine(OpenAIEngine(base_url=server_url, model="nope", max_retries=0), tiny_tokenizer, tiny_ref, None)
+    with pytest.raises(TunegateError, match=r"answered HTTP 404: .*The model `nope` does not exist; served: base.* "
+                                            r"check that it serves the model 'nope' \(engine.openai.model\)"):
+        r.generate(BASE, CONVS[:1], max_new_tokens=4)
