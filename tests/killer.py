@@ -2,8 +2,9 @@
 
 With TUNEGATE_KILL_IN=<phase>, TUNEGATE_KILL_CALL=<n> and TUNEGATE_KILL_AFTER=<seconds>, the n-th call
 (from 0) of that phase's function arms a timer thread that sends SIGKILL to the process that many
-seconds later. The thread fires even while the main thread is inside C code (a SQLite commit, a file
-write, a matmul), so the kill lands wherever the process happens to be. Every call's entry and exit
+seconds later (or when the call returns, if that comes first). The thread fires even while the main
+thread is inside C code (a SQLite commit, a file write, a matmul), so the kill lands wherever the process
+happens to be. Every call's entry and exit
 is appended to TUNEGATE_KILL_LOG, so the test can tell whether the kill landed inside the phase and
 how long each call takes (a run without TUNEGATE_KILL_IN only measures).
 """
@@ -36,13 +37,19 @@ def _wrap(phase: str, fn, kill: tuple[int, float] | None):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        if kill is not None and len(calls) == kill[0]:
+        armed = kill is not None and len(calls) == kill[0]
+        if armed:
             timer = threading.Timer(kill[1], os.kill, (os.getpid(), signal.SIGKILL))
             timer.daemon = True
             timer.start()
         calls.append(phase)
         _log(f"enter {phase}")
         out = fn(*args, **kwargs)
+        if armed:
+            # The call ended before its moment came (it ran faster than in the reference run, as it may on
+            # a machine whose load changed): the kill lands at its last instruction instead, still inside
+            # the phase, rather than after the run has finished and nothing is left to kill.
+            os.kill(os.getpid(), signal.SIGKILL)
         _log(f"exit {phase}")
         return out
 
