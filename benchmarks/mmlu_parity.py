@@ -1,16 +1,21 @@
-"""Per-question parity of tunegate's MMLU scoring with lm-evaluation-harness.
+"""Per-question parity and speed of tunegate's MMLU scoring against lm-evaluation-harness.
 
-Runs lm-eval (HF backend) and tunegate's engine on the same model, questions, dtype and batch
-size, in both formats, and prints how many predictions agree. lm-eval is not a tunegate
-dependency: install it in any Python environment and pass that interpreter.
+Runs lm-eval (HF backend) and tunegate's engine on the same model, questions, shots, dtype and batch
+size, in both formats, and prints how many predictions agree and each side's wall time. Each side is
+timed as a whole process, from interpreter start to predictions (imports, model load, prompts,
+scoring), and the runs are interleaved. As lm-eval's own MMLU does, each subject is a task of its
+own, with its k-shot examples the first k of its dev split. lm-eval is not a tunegate dependency:
+install it in any Python environment and pass that interpreter.
 
-    python benchmarks/mmlu_parity.py --lm-eval-python /path/to/venv/bin/python [--dtype float32]
+    python benchmarks/mmlu_parity.py --lm-eval-python /path/to/venv/bin/python [--shots 5] [--per-subject 50]
 """
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,46 +30,93 @@ TASKS = {
 }
 
 
-def lm_eval_predictions(python: str, model_dir: Path, data: Path, fmt: str, dtype: str, batch: int,
-                        work: Path) -> tuple[list[int], list[int], float]:
-    """lm-eval's raw and length-normalised predictions, in file order, and its wall time."""
-    task = {"task": f"tunegate_mmlu_{fmt}", "dataset_path": "json", "dataset_kwargs": {"data_files": {"test": str(data)}},
-            "test_split": "test", "output_type": "multiple_choice", "description": DESCRIPTION,
-            "doc_to_target": "answer", "target_delimiter": " ",
-            "metric_list": [{"metric": "acc"}, {"metric": "acc_norm"}], **TASKS[fmt]}
-    (work / f"{fmt}.yaml").write_text(json.dumps(task))  # JSON is valid YAML
-    out = work / f"out-{fmt}"
-    started = time.perf_counter()
-    subprocess.run([python, "-m", "lm_eval", "--model", "hf", "--model_args",
-                    f"pretrained={model_dir},dtype={dtype}", "--tasks", task["task"], "--include_path", str(work),
-                    "--batch_size", str(batch), "--device", "cpu", "--log_samples", "--output_path", str(out)],
-                   check=True)
-    seconds = time.perf_counter() - started
-    samples = sorted(out.rglob(f"samples_{task['task']}_*.jsonl"))[-1]
-    rows = sorted((json.loads(line) for line in samples.read_text().splitlines()), key=lambda r: r["doc_id"])
+def _rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def questions(data: Path, per_subject: int | None) -> list[dict]:
+    """The questions in file order, at most `per_subject` (the first ones) of each subject."""
+    seen: dict[str, int] = {}
+    out = []
+    for r in _rows(data):
+        seen[r["subject"]] = seen.get(r["subject"], 0) + 1
+        if per_subject is None or seen[r["subject"]] <= per_subject:
+            out.append(r)
+    return out
+
+
+def predictions(lls: list[list[float]], rows: list[dict], fmt: str) -> tuple[list[int], list[int]]:
+    """Raw and length-normalised (acc_norm: by characters) predictions, as lm-eval computes them."""
     raw, norm = [], []
-    for r in rows:
-        lls = [float(x[0]) for x in r["filtered_resps"]]
-        lengths = [len(c) for c in r["doc"]["choices"]] if fmt == "cloze" else [1, 1, 1, 1]
-        raw.append(max(range(4), key=lambda j: lls[j]))
-        norm.append(max(range(4), key=lambda j: lls[j] / lengths[j]))
-    return raw, norm, seconds
+    for values, r in zip(lls, rows):
+        lengths = [len(c) for c in r["choices"]] if fmt == "cloze" else [1, 1, 1, 1]
+        raw.append(max(range(4), key=lambda j: values[j]))
+        norm.append(max(range(4), key=lambda j: values[j] / lengths[j]))
+    return raw, norm
 
 
-def tunegate_predictions(model_dir: Path, data: Path, fmt: str, dtype: str, batch: int):
+def lm_eval_run(python: str, model_dir: Path, rows: list[dict], dev: Path, fmt: str, shots: int, dtype: str,
+                batch: int, work: Path) -> tuple[list[list[float]], float]:
+    """lm-eval's four log-likelihoods per question, in `rows`' order, and its wall time."""
+    dev_rows = _rows(dev)
+    names = []
+    for subject in dict.fromkeys(r["subject"] for r in rows):
+        name = f"tunegate_{fmt}_{subject}"
+        files = {"test": work / f"{subject}.test.jsonl", "dev": work / f"{subject}.dev.jsonl"}
+        files["test"].write_text("".join(json.dumps(r) + "\n" for r in rows if r["subject"] == subject))
+        files["dev"].write_text("".join(json.dumps(r) + "\n" for r in dev_rows if r["subject"] == subject))
+        task = {"task": name, "dataset_path": "json",
+                "dataset_kwargs": {"data_files": {k: str(v) for k, v in files.items()}},
+                "test_split": "test", "fewshot_split": "dev", "fewshot_config": {"sampler": "first_n"},
+                "num_fewshot": shots, "output_type": "multiple_choice", "description": DESCRIPTION,
+                "doc_to_target": "answer", "target_delimiter": " ", "fewshot_delimiter": "\n\n",
+                "metric_list": [{"metric": "acc"}, {"metric": "acc_norm"}], **TASKS[fmt]}
+        (work / f"{name}.yaml").write_text(json.dumps(task))  # JSON is valid YAML
+        names.append(name)
+    out = work / f"out-{fmt}-{time.monotonic_ns()}"
+    started = time.perf_counter()
+    subprocess.run([python, "-m", "lm_eval", "--model", "hf", "--model_args", f"pretrained={model_dir},dtype={dtype}",
+                    "--tasks", ",".join(names), "--include_path", str(work), "--num_fewshot", str(shots),
+                    "--batch_size", str(batch), "--device", "cpu", "--log_samples", "--output_path", str(out)],
+                   check=True, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    by_subject: dict[str, list[list[float]]] = {}
+    for name in names:
+        samples = sorted(out.rglob(f"samples_{name}_*.jsonl"))[-1]
+        docs = sorted((json.loads(line) for line in samples.read_text().splitlines()), key=lambda s: s["doc_id"])
+        by_subject[name.removeprefix(f"tunegate_{fmt}_")] = [[float(x[0]) for x in d["filtered_resps"]] for d in docs]
+    return [by_subject[r["subject"]].pop(0) for r in rows], seconds
+
+
+def tunegate_child(model_dir: str, rows_file: str, dev: str, fmt: str, shots: int, dtype: str, batch: int) -> None:
+    """In a child process: load the model, score, print the log-likelihoods as JSON."""
     from harness import mmlu
     from harness.engine import BASE, Engine
     from harness.models import load_model, load_tokenizer, resolve_base
 
-    ref = resolve_base(str(model_dir), ROOT / ".tunegate")
+    def question(r: dict) -> mmlu.Question:
+        return mmlu.Question(r["id"], r["subject"], r["question"], tuple(r["choices"]), r["answer"])
+
+    ref = resolve_base(model_dir, ROOT / ".tunegate")
     engine = Engine(load_model(ref, dtype), load_tokenizer(ref), ref, None, batch)
-    rows = [json.loads(line) for line in data.read_text().splitlines()]
-    questions = [mmlu.Question(r["id"], r["subject"], r["question"], tuple(r["choices"]), r["answer"]) for r in rows]
+    qs = [question(r) for r in _rows(Path(rows_file))]
+    k_shots: dict[str, list] = {}
+    for r in _rows(Path(dev)):
+        k_shots.setdefault(r["subject"], []).append(question(r))
+    pairs = mmlu.requests(qs, fmt, {s: v[:shots] for s, v in k_shots.items()})
+    lls = [ll for ll, _ in engine.loglikelihood(BASE, pairs)]
+    print(json.dumps([lls[4 * i: 4 * i + 4] for i in range(len(qs))]))
+
+
+def tunegate_run(model_dir: Path, rows: list[dict], dev: Path, fmt: str, shots: int, dtype: str, batch: int,
+                 work: Path) -> tuple[list[list[float]], float]:
+    rows_file = work / "questions.jsonl"
+    rows_file.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    code = (f"from benchmarks.mmlu_parity import tunegate_child; tunegate_child({str(model_dir)!r}, "
+            f"{str(rows_file)!r}, {str(dev)!r}, {fmt!r}, {shots}, {dtype!r}, {batch})")
     started = time.perf_counter()
-    lls = [ll for ll, _ in engine.loglikelihood(BASE, mmlu.requests(questions, fmt))]
-    seconds = time.perf_counter() - started
-    scored = mmlu.score(questions, lls, fmt)
-    return [r["pred"] for r in scored], [r["pred_norm"] for r in scored], [q.answer for q in questions], seconds
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, capture_output=True, text=True)
+    return json.loads(done.stdout.splitlines()[-1]), time.perf_counter() - started
 
 
 def main() -> None:
@@ -72,25 +124,42 @@ def main() -> None:
     parser.add_argument("--lm-eval-python", required=True, help="a Python with lm_eval[hf] installed")
     parser.add_argument("--model", default=str(ROOT / ".tunegate/models/SmolLM2-135M-Instruct"))
     parser.add_argument("--data", default=str(ROOT / "fixtures/mmlu/mmlu.jsonl"))
+    parser.add_argument("--dev", default=str(ROOT / "fixtures/mmlu/dev.jsonl"))
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--formats", default="letter,cloze")
+    parser.add_argument("--shots", type=int, default=0, help="solved dev examples per subject before each question")
+    parser.add_argument("--per-subject", type=int, default=None, help="at most this many questions a subject")
+    parser.add_argument("--repeats", type=int, default=1, help="runs of each side, interleaved")
     args = parser.parse_args()
-    model, data = Path(args.model), Path(args.data)
-    print(f"model {model.name}, {sum(1 for _ in data.open())} questions, {args.dtype}, batch {args.batch_size}")
-    print(f"{'format':8} {'metric':9} {'agree':>13} {'tunegate acc':>13} {'lm-eval acc':>12} {'tunegate s':>11} {'lm-eval s':>10}")
+    model, dev = Path(args.model), Path(args.dev)
+    rows = questions(Path(args.data), args.per_subject)
+    gold = [r["answer"] for r in rows]
+    print(f"model {model.name}, {len(rows)} questions, {args.shots}-shot, {args.dtype}, batch {args.batch_size}, "
+          f"{args.repeats} run(s) a side; times are whole processes, median (min)")
+    print(f"{'format':7} {'metric':9} {'agree':>14} {'tunegate acc':>13} {'lm-eval acc':>12} "
+          f"{'tunegate s':>15} {'lm-eval s':>15} {'speed-up':>9}")
     with tempfile.TemporaryDirectory() as tmp:
         for fmt in args.formats.split(","):
-            ours_raw, ours_norm, gold, ours_s = tunegate_predictions(model, data, fmt, args.dtype, args.batch_size)
-            theirs_raw, theirs_norm, theirs_s = lm_eval_predictions(args.lm_eval_python, model, data, fmt, args.dtype,
-                                                                    args.batch_size, Path(tmp))
+            ours_s, theirs_s = [], []
+            for _ in range(args.repeats):
+                ours, seconds = tunegate_run(model, rows, dev, fmt, args.shots, args.dtype, args.batch_size, Path(tmp))
+                ours_s.append(seconds)
+                theirs, seconds = lm_eval_run(args.lm_eval_python, model, rows, dev, fmt, args.shots, args.dtype,
+                                              args.batch_size, Path(tmp))
+                theirs_s.append(seconds)
+            (ours_raw, ours_norm), (theirs_raw, theirs_norm) = predictions(ours, rows, fmt), predictions(theirs, rows, fmt)
+            largest = max(abs(a - b) for x, y in zip(ours, theirs) for a, b in zip(x, y))
             metrics = [("acc", ours_raw, theirs_raw)] + ([("acc_norm", ours_norm, theirs_norm)] if fmt == "cloze" else [])
-            for name, ours, theirs in metrics:
-                agree = sum(a == b for a, b in zip(ours, theirs))
-                acc_o = sum(a == g for a, g in zip(ours, gold)) / len(gold)
-                acc_t = sum(a == g for a, g in zip(theirs, gold)) / len(gold)
-                print(f"{fmt:8} {name:9} {agree:>5}/{len(ours)} {agree / len(ours):6.1%} {acc_o:13.4f} {acc_t:12.4f} "
-                      f"{ours_s:11.1f} {theirs_s:10.1f}", flush=True)
+            for name, o, t in metrics:
+                agree = sum(a == b for a, b in zip(o, t))
+                acc_o = sum(a == g for a, g in zip(o, gold)) / len(gold)
+                acc_t = sum(a == g for a, g in zip(t, gold)) / len(gold)
+                times = [f"{statistics.median(s):.1f} ({min(s):.1f})" for s in (ours_s, theirs_s)]
+                print(f"{fmt:7} {name:9} {agree:>6}/{len(o)} {agree / len(o):6.1%} {acc_o:13.4f} {acc_t:12.4f} "
+                      f"{times[0]:>15} {times[1]:>15} {statistics.median(theirs_s) / statistics.median(ours_s):8.2f}x",
+                      flush=True)
+            print(f"{fmt:7} largest log-likelihood difference {largest:.2e}", flush=True)
 
 
 if __name__ == "__main__":

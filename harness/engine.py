@@ -7,6 +7,7 @@ Roles: "base" runs on the untouched base weights; any other role is the name of 
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import sys
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from typing import Callable
 
 import torch
 
+from harness import scoring
 from harness.cache import ResultCache, cache_key
 from harness.errors import TunegateError
 from harness.memory import release_memory
@@ -336,79 +338,44 @@ class Engine:
         return [(float(v[0]), bool(v[1])) for v in values]
 
     def _loglikelihood(self, role: str, pairs: list[list[str]], dtype: str | None = None) -> list[list]:
-        tok = self.tokenizer
-        context_lengths: dict[str, int] = {}
-        # The choices of a question share one packed row: its context once, then each choice's
-        # tokens (but the last, which is only predicted) as a branch that attends to the context and
-        # to itself. The four single-token letters of an MMLU question need no branch at all.
-        rows: dict[tuple[int, ...], dict[tuple[int, ...], list[int]]] = {}
-        for i, (context, continuation) in enumerate(pairs):
-            # As lm-evaluation-harness does: tokenize the whole text and take the continuation as
-            # what follows the context's tokens, so a merge across the boundary is scored as text.
-            whole = tok(context + continuation, add_special_tokens=False)["input_ids"]
-            if context not in context_lengths:
-                context_lengths[context] = len(tok(context, add_special_tokens=False)["input_ids"])
-            n_cont = max(1, min(len(whole) - 1, len(whole) - context_lengths[context]))
-            rows.setdefault(tuple(whole[:-n_cont]), {}).setdefault(tuple(whole[-n_cont:]), []).append(i)
-        def width(row) -> int:  # the packed row's length: the context, then each branch
-            ctx, conts = row
-            return len(ctx) + sum(len(c) - 1 for c in conts)
-
-        packed = sorted(rows.items(), key=lambda r: -width(r))
-        widths = [width(r) for r in packed]
+        rows = scoring.pack(self.tokenizer, pairs)
         out: list[list] = [[0.0, False]] * len(pairs)
 
-        def run(part: slice) -> None:
-            batch = [(ctx, list(conts)) for ctx, conts in packed[part]]
-            logits, where = self._forward_packed(batch)
-            for row, (_, conts) in enumerate(batch):
+        def run(batch: list[tuple[tuple[int, ...], list[tuple[int, ...]]]], shared: int, past) -> None:
+            logits, where = self._forward_packed(batch, shared, past)
+            for row, (ctx, conts) in enumerate(batch):
                 for cont, positions in zip(conts, where[row]):
                     lp = torch.log_softmax(logits[row, positions].float(), dim=-1)
                     targets = torch.tensor(cont)
                     value = [lp.gather(1, targets[:, None]).sum().item(), bool((lp.argmax(-1) == targets).all())]
-                    for i in rows[batch[row][0]][cont]:
+                    for i in rows[ctx][cont]:
                         out[i] = value
 
         with self.using(role, dtype):
-            self._in_batches("scoring", widths, run, "free memory, or score in a smaller dtype (model.dtype; "
-                             "suites.mmlu.dtype for MMLU); no batch size can split a row")
+            for shared, contexts in scoring.prefix_groups(list(rows)):
+                past = self._prefix_cache(contexts[0][:shared]) if shared else None
+                packed = sorted(((c, list(rows[c])) for c in contexts), key=lambda r: -scoring.width(*r, shared))
+                widths = [scoring.width(*r, shared) for r in packed]
+                self._in_batches("scoring", widths, lambda part: run(packed[part], shared, past),
+                                 "free memory, or score in a smaller dtype (model.dtype; suites.mmlu.dtype for "
+                                 "MMLU); no batch size can split a row")
         self.stats.scored += len(pairs)
         return out
 
-    def _forward_packed(self, batch: list[tuple[tuple[int, ...], list[tuple[int, ...]]]]
-                        ) -> tuple[torch.Tensor, list[list[list[int]]]]:
-        """Run left-padded packed rows (context, continuations) in one forward pass. Returns the logits
-        of each row's tail [rows, keep, vocab] and, per row and continuation, the tail positions whose
-        logits predict that continuation's tokens."""
-        layouts = []
-        for ctx, conts in batch:
-            tokens, positions, segments = list(ctx), list(range(len(ctx))), [0] * len(ctx)
-            for j, cont in enumerate(conts, start=1):
-                branch = cont[:-1]
-                tokens += branch
-                positions += range(len(ctx), len(ctx) + len(branch))
-                segments += [j] * len(branch)
-            layouts.append((tokens, positions, segments))
-        width = max(len(t) for t, _, _ in layouts)
-        # Only the logits from each row's last context token on are needed (a 49k vocabulary makes
-        # the others costly); left padding lines those tails up at the end of the batch.
-        keep = max(len(t) - len(ctx) + 1 for (t, _, _), (ctx, _) in zip(layouts, batch))
-        ids = torch.full((len(batch), width), self.tokenizer.pad_token_id, dtype=torch.long)
-        pos = torch.zeros((len(batch), width), dtype=torch.long)
-        seg = torch.full((len(batch), width), -1, dtype=torch.long)
-        where = []
-        for n, ((tokens, positions, segments), (ctx, conts)) in enumerate(zip(layouts, batch)):
-            pad = width - len(tokens)
-            ids[n, pad:], pos[n, pad:], seg[n, pad:] = torch.tensor(tokens), torch.tensor(positions), torch.tensor(segments)
-            last_ctx = pad + len(ctx) - 1 - (width - keep)
-            offset, row_where = last_ctx + 1, []
-            for cont in conts:
-                row_where.append([last_ctx] + list(range(offset, offset + len(cont) - 1)))
-                offset += len(cont) - 1
-            where.append(row_where)
-        causal = torch.ones(width, width, dtype=torch.bool).tril()
-        q, k = seg[:, :, None], seg[:, None, :]
-        allowed = causal & (k >= 0) & (q >= 0) & ((k == 0) | (k == q))
-        allowed |= torch.eye(width, dtype=torch.bool)  # padding rows attend to themselves (no empty softmax)
-        logits = self.model(input_ids=ids, attention_mask=allowed[:, None], position_ids=pos, logits_to_keep=keep).logits
+    def _prefix_cache(self, prefix: tuple[int, ...]):
+        """The keys and values of a prefix that a group of rows shares, computed once."""
+        return self.model(input_ids=torch.tensor([prefix]), use_cache=True, logits_to_keep=1).past_key_values
+
+    def _forward_packed(self, batch: list[tuple[tuple[int, ...], list[tuple[int, ...]]]], shared: int = 0,
+                        past=None) -> tuple[torch.Tensor, list[list[list[int]]]]:
+        """Run packed rows (context, continuations) in one forward pass, after the first `shared` context
+        tokens whose keys and values are `past`. Returns the logits of each row's tail [rows, keep, vocab]
+        and, per row and continuation, the tail positions whose logits predict that continuation's tokens."""
+        ids, pos, mask, keep, where = scoring.layout(batch, self.tokenizer.pad_token_id, shared)
+        cache = None
+        if past is not None:
+            cache = copy.deepcopy(past)  # the forward pass appends to it
+            cache.batch_repeat_interleave(len(batch))
+        logits = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=cache,
+                            use_cache=past is not None, logits_to_keep=keep).logits
         return logits, where

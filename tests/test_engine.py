@@ -51,7 +51,7 @@ def test_generation_is_cached_by_content(engine):
 def test_loglikelihood_matches_a_naive_forward(engine, pairs, forward_rows, monkeypatch):
     rows = []
     forward = engine._forward_packed
-    monkeypatch.setattr(engine, "_forward_packed", lambda batch: rows.extend(batch) or forward(batch))
+    monkeypatch.setattr(engine, "_forward_packed", lambda batch, *a: rows.extend(batch) or forward(batch, *a))
     got = engine.loglikelihood(BASE, pairs)
     tok, model = engine.tokenizer, engine.model
     for (ctx, cont), (lp, greedy) in zip(pairs, got):
@@ -79,7 +79,7 @@ def test_scoring_under_a_token_budget_gives_the_same_values(engine, monkeypatch)
     roomy = [ll for ll, _ in engine.loglikelihood(BASE, pairs)]
     calls = []
     forward = engine._forward_packed
-    monkeypatch.setattr(engine, "_forward_packed", lambda batch: calls.append(len(batch)) or forward(batch))
+    monkeypatch.setattr(engine, "_forward_packed", lambda batch, *a: calls.append(len(batch)) or forward(batch, *a))
     engine.max_batch_tokens = 1  # every packed row alone
     assert [ll for ll, _ in engine.loglikelihood(BASE, pairs)] == pytest.approx(roomy, abs=1e-5)
     assert calls == [1] * 6
