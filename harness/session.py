@@ -151,6 +151,13 @@ class RunSession:
 
     def validate_inputs(self) -> None:
         """Load and check everything a run needs; raise TunegateError on the first problem."""
+        backend = self.config.engine.backend
+        if self.config.training.finetune == "full" and backend != "local":
+            # A remote or vLLM engine serves the base model and swaps LoRA adapters on it; a whole model
+            # folder would fail there mid-run, after training.
+            raise TunegateError(
+                f"training.finetune = 'full' trains a whole model, which engine.backend = '{backend}' cannot load "
+                "as an adapter; evaluate it with engine.backend = 'local', or train a LoRA adapter")
         train, val = self.splits
         for name in self.enabled_suites():
             self.suite_items(name)

@@ -30,6 +30,13 @@ def config_edit(old: str, new: str):
     return edit
 
 
+def edits(*steps):
+    """Several edits as one case (their extra pytest args joined)."""
+    def edit(p: Path, ctx) -> list[str]:
+        return [arg for step in steps for arg in step(p, ctx)]
+    return edit
+
+
 def rewrite(rel: str, content: str | bytes, append: bool = False):
     def edit(p: Path, ctx) -> list[str]:
         path = p / rel
@@ -241,6 +248,12 @@ CASES = [
     ("data file symlinked outside the project", symlink_outside,
      r".*tunegate\.toml: key 'data\.train' = 'data/train\.jsonl' resolves to .*-outside\.jsonl, outside the project"),
     # models and adapters
+    ("a full fine-tune on a served engine", edits(
+        config_edit("epochs = 1", 'epochs = 1\nfinetune = "full"'),
+        config_edit("[engine]", '[engine]\nbackend = "openai"\n'
+                                'openai = {base_url = "http://127.0.0.1:9/v1", model = "m"}')),
+     r"training\.finetune = 'full' trains a whole model, which engine\.backend = 'openai' cannot load as an "
+     r"adapter; evaluate it with engine\.backend = 'local', or train a LoRA adapter"),
     ("base model folder missing", config_edit("base = ", 'base = "./no-model"\n# '),
      r"model\.base = '\./no-model': no such folder"),
     ("base model with pickle weights only", base_folder(pickle_weights),
