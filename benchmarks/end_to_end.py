@@ -1,5 +1,6 @@
 """End to end: `pytest suites/` on the default config, timed as a user meets it, in a fresh
-workspace (a temporary folder; the repository's own .tunegate is not touched):
+workspace (a temporary folder inside .tunegate/, since a run reads data and writes reports only inside
+its project; the repository's own workspace and reports are not touched):
 
 1. first:     nothing stored (the bundled model is converted, the adapter trained, every suite
               computed for base and candidate);
@@ -45,10 +46,12 @@ def write_config(work: Path, name: str, extra: str = "") -> Path:
 def run(work: Path, scenario: str, config: Path) -> dict:
     rss_file = work / "rss"
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-c", PEAK_RSS, str(rss_file), sys.executable, "-m", "pytest",
-                    "suites/", "-q", "-p", "no:cacheprovider", "--tunegate-config", str(config)],
-                   cwd=ROOT, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-c", PEAK_RSS, str(rss_file), sys.executable, "-m", "pytest",
+                           "suites/", "-q", "-p", "no:cacheprovider", "--tunegate-config", str(config)],
+                          cwd=ROOT, capture_output=True, text=True)
     seconds = time.perf_counter() - started
+    if not (work / "reports" / "latest" / "results.json").is_file():
+        sys.exit(f"{scenario}: the run wrote no results:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
     results = json.loads((work / "reports" / "latest" / "results.json").read_text())
     engine = results["engine"]
     return {"scenario": scenario, "seconds": round(seconds, 1), "peak_rss_mb": round(int(rss_file.read_text()) / 1024),
@@ -60,7 +63,9 @@ def run(work: Path, scenario: str, config: Path) -> dict:
 
 def one_repeat(skip_data: bool, keep: Path | None) -> list[dict]:
     # A temporary folder, or with --keep a new one that outlives the run, for its reports.
-    folder = contextlib.nullcontext(keep) if keep else tempfile.TemporaryDirectory(prefix="tunegate-e2e-")
+    (ROOT / ".tunegate").mkdir(exist_ok=True)
+    folder = (contextlib.nullcontext(keep) if keep
+              else tempfile.TemporaryDirectory(prefix="e2e-", dir=ROOT / ".tunegate"))
     with folder as tmp:
         work = Path(tmp)
         work.mkdir(parents=True, exist_ok=keep is None)
@@ -87,7 +92,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--skip-data", action="store_true", help="leave out the retraining scenario")
-    ap.add_argument("--keep", type=Path, help="work in this new folder and keep it (repeat i in DIR/i)")
+    ap.add_argument("--keep", type=Path, help="work in this new folder, inside the project, and keep it (repeat i in DIR/i)")
     args = ap.parse_args()
     rows = []
     for i in range(args.repeats):
