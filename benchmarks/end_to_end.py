@@ -92,7 +92,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--skip-data", action="store_true", help="leave out the retraining scenario")
-    ap.add_argument("--keep", type=Path, help="work in this new folder, inside the project, and keep it (repeat i in DIR/i)")
+    ap.add_argument("--keep", type=Path,
+                    help="work in this new folder, inside the project, and keep it (repeat i in DIR/i)")
     args = ap.parse_args()
     rows = []
     for i in range(args.repeats):
