@@ -50,9 +50,10 @@ def run(work: Path, scenario: str, config: Path) -> dict:
                            "suites/", "-q", "-p", "no:cacheprovider", "--tunegate-config", str(config)],
                           cwd=ROOT, capture_output=True, text=True)
     seconds = time.perf_counter() - started
-    if not (work / "reports" / "latest" / "results.json").is_file():
+    results_file = work / "reports" / "latest" / "results.json"
+    if not results_file.is_file():
         sys.exit(f"{scenario}: the run wrote no results:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
-    results = json.loads((work / "reports" / "latest" / "results.json").read_text())
+    results = json.loads(results_file.read_text())
     engine = results["engine"]
     return {"scenario": scenario, "seconds": round(seconds, 1), "peak_rss_mb": round(int(rss_file.read_text()) / 1024),
             "verdict": results["verdict"]["line"].removeprefix("tunegate: "),
