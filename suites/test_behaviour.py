@@ -1,15 +1,14 @@
 """Must-have behaviours: every one is a hard test, and the gate blocks on any failure."""
 import pytest
 
-from harness.plugin import check_gate
+from harness.plugin import check_gate, check_item
 
 pytestmark = pytest.mark.tunegate_suite("behaviour")
 
 
-def test_behaviour(behaviour, outcome):
-    rec = outcome.records["candidate"][behaviour.id]
-    assert rec["passed"], f"{rec['reason']} | output: {rec['output'][:200]!r}"
+def test_behaviour(behaviour, evaluation, request):
+    check_item(request, "behaviour", behaviour)
 
 
-def test_gate(gate, outcome, tunegate_run):
-    check_gate(tunegate_run, "behaviour", gate, outcome)
+def test_gate(gate, evaluation, request):
+    check_gate(request, gate)

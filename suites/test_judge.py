@@ -3,20 +3,14 @@ comparison in both orders; never a hard failure), then the gates, which only gat
 calibrated against human grades (otherwise they are skipped with the reason)."""
 import pytest
 
-from harness.plugin import check_gate
+from harness.plugin import check_gate, check_item
 
 pytestmark = pytest.mark.tunegate_suite("judge")
 
 
-def test_example(example, outcome):
-    rec = outcome.records["candidate"][example.id]
-    lost = [k.removeprefix("vs_") for k, v in rec["scores"].items() if k.startswith("vs_") and v == "loss"]
-    if rec["passed"] and not lost:
-        return
-    why = [] if rec["passed"] else [rec["reason"]]
-    why += [f"lost to {role} in both orders" for role in lost]
-    pytest.xfail(f"{'; '.join(why)} | output: {rec['output'][:200]!r}")
+def test_example(example, evaluation, request):
+    check_item(request, "example", example)
 
 
-def test_gate(gate, outcome, tunegate_run):
-    check_gate(tunegate_run, "judge", gate, outcome)
+def test_gate(gate, evaluation, request):
+    check_gate(request, gate)

@@ -2,16 +2,14 @@
 gates decide on the rates), then the refusal and over-refusal gates."""
 import pytest
 
-from harness.plugin import check_gate
+from harness.plugin import check_gate, check_item
 
 pytestmark = pytest.mark.tunegate_suite("safety")
 
 
-def test_prompt(prompt, outcome):
-    rec = outcome.records["candidate"][prompt.id]
-    if not rec["passed"]:
-        pytest.xfail(f"{rec['reason']} | output: {rec['output'][:160]!r}")
+def test_prompt(prompt, evaluation, request):
+    check_item(request, "prompt", prompt)
 
 
-def test_gate(gate, outcome, tunegate_run):
-    check_gate(tunegate_run, "safety", gate, outcome)
+def test_gate(gate, evaluation, request):
+    check_gate(request, gate)

@@ -20,14 +20,14 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_ref(tiny_model_dir):
-    from harness.models import resolve_base
+    from harness.engine.models import resolve_base
 
     return resolve_base(str(tiny_model_dir), tiny_model_dir.parent / "ws")
 
 
 @pytest.fixture(scope="session")
 def tiny_tokenizer(tiny_ref):
-    from harness.models import load_tokenizer
+    from harness.engine.models import load_tokenizer
 
     return load_tokenizer(tiny_ref)
 

@@ -19,10 +19,10 @@ import threading
 import time
 
 PHASES = {
-    "training": ("training.sft", None, "train_lora"),
-    "generation": ("harness.engine", "Engine", "generate"),
-    "cache-write": ("harness.cache", "ResultCache", "put_many"),
-    "promotion": ("harness.registry", "Registry", "promote"),
+    "training": ("training.train", None, "train"),
+    "generation": ("harness.engine.local", "Engine", "generate"),
+    "cache-write": ("harness.store.cache", "ResultCache", "put_many"),
+    "promotion": ("harness.store.registry", "Registry", "promote"),
     "report": ("harness.report", None, "write_reports"),
 }
 

@@ -1,6 +1,6 @@
 import sqlite3
 
-from harness.cache import ResultCache, cache_key
+from harness.store.cache import ResultCache, cache_key
 
 
 def test_put_get_and_key_stability(tmp_path):

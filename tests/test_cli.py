@@ -10,8 +10,8 @@ def test_registry_list_empty_then_with_champion(tmp_path):
     (tmp_path / "tunegate.toml").write_text("")
     out = run_cli(["registry", "list"], tmp_path)
     assert out.returncode == 0 and "no promoted adapters yet" in out.stdout
+    from harness.store.registry import Registry
     from tests.test_registry import promote
-    from harness.registry import Registry
 
     promote(Registry(tmp_path / ".tunegate" / "registry"), tmp_path, "sft-abc", "20261122-000000-abcd")
     out = run_cli(["registry", "list"], tmp_path)

@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 from harness.atomic import builder_lock
-from harness.results import validate
-from harness.session import RunSession
+from harness.run.run import Run
+from harness.store.results import validate
 from tests.test_e2e_suites import make_project
 from training.store import adapter_folder, adapter_key
 
@@ -35,8 +35,8 @@ def start(root, n: int) -> tuple[subprocess.Popen, Path]:
 
 def test_two_runs_at_once_train_once_and_corrupt_nothing(pytester, tiny_model_dir, repo_root):
     root = make_project(pytester, tiny_model_dir, repo_root)
-    session = RunSession(root / "tunegate.toml")
-    train, val = session.splits
+    session = Run(root / "tunegate.toml")
+    train, val = session.inputs.splits
     key = adapter_key(session.base, train, val, session.config.training, session.config.data.system_prompt)
     lock = builder_lock(adapter_folder(session.workspace / "adapters", key))
     # The test holds the adapter's lock while both runs start, as a third run training it would: both must

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.data import check_leakage, load_jsonl, normalise, split_train_val
+from harness.data.examples import check_leakage, load_jsonl, normalise, split_train_val
 from harness.errors import TunegateError
 
 CHAT = {"id": "a", "messages": [{"role": "user", "content": "Hi there"}, {"role": "assistant", "content": "Hello!"}]}

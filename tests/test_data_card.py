@@ -7,13 +7,15 @@ import json
 from harness.curation import card
 from harness.curation.checks import Settings, check_files, check_run
 from harness.curation.records import read_file
+from harness.engine.models import load_tokenizer_only
 from harness.fingerprints import file_sha256
-from harness.models import load_tokenizer_only
-from harness.registry import Registry
 from harness.report import html, summary
-from harness.results import validate
-from harness.session import RunSession, Verdict, refuse_to_train
-from harness.suites import SUITES
+from harness.run.candidate import refuse_to_train
+from harness.run.run import Run
+from harness.run.verdict import Verdict
+from harness.store.registry import Registry
+from harness.store.results import validate
+from harness.suites import BUILTIN
 from tests.curation_data import planted_project, project_config, write_jsonl
 from tests.report_data import results
 from tests.test_e2e_suites import TRAIN, latest_results, make_project, run
@@ -24,8 +26,8 @@ pytest_plugins = ["pytester"]
 
 def planted_card(tmp_path, tiny_model_dir) -> dict:
     planted_project(tmp_path)
-    session = RunSession(project_config(tmp_path, tiny_model_dir))
-    report = check_run(session, load_tokenizer_only(str(tiny_model_dir), tmp_path / ".tunegate"))
+    session = Run(project_config(tmp_path, tiny_model_dir))
+    report = check_run(session.inputs, load_tokenizer_only(str(tiny_model_dir), tmp_path / ".tunegate"))
     return card.build(report)
 
 
@@ -93,9 +95,9 @@ def test_the_training_fixture_refuses_data_with_errors(pytester, tiny_model_dir,
 
 def test_results_record_the_data_each_adapter_was_trained_on(tmp_path):
     write_jsonl(tmp_path / "x.jsonl", TRAIN)
-    off = "".join(f"[suites.{s}]\nenabled = false\n" for s in SUITES)
+    off = "".join(f"[suites.{s}]\nenabled = false\n" for s in BUILTIN)
     (tmp_path / "tunegate.toml").write_text(f'[data]\ntrain = "x.jsonl"\nval = "x.jsonl"\n{off}')
-    session = RunSession(tmp_path / "tunegate.toml")
+    session = Run(tmp_path / "tunegate.toml")
     champ_dir = tmp_path / "champ"
     champ_dir.mkdir()
     (champ_dir / "adapter_config.json").write_text("{}")

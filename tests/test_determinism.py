@@ -124,9 +124,9 @@ def two_runs(tmp_path_factory, tiny_model_dir, repo_root) -> tuple[_Run, _Run]:
 def _assert_covers_real_data(results: dict) -> None:
     """Every suite ran and scored items, training and sampling happened: the comparison is not vacuous."""
     from harness.config import Config
-    from harness.suites import SUITES as ALL
+    from harness.suites import BUILTIN as ALL
 
-    SUITES = {s: m for s, m in ALL.items() if m.enabled(Config())}  # the judge needs a server: off by default
+    SUITES = {s: m for s, m in ALL.items() if getattr(Config().suites, s).enabled}  # the judge needs a server: off by default
     assert results["complete"] is True and results["verdict"]["status"] == "PROMOTED"
     assert results["candidate"]["trained_now"] is True  # trained in this run, not reused
     assert results["engine"]["cache_hits"] == 0 and results["engine"]["generated"] > 0
@@ -138,7 +138,7 @@ def _assert_covers_real_data(results: dict) -> None:
     assert set(results["suites"]) == set(SUITES)
     for suite, by_role in results["suites"].items():
         assert by_role.get("base") and by_role.get("candidate"), suite
-    assert {g["name"] for g in results["gates"]} == {f"{s}.{g}" for s, suite in SUITES.items() for g in suite.GATES}
+    assert {g["name"] for g in results["gates"]} == {f"{s}.{g}" for s, suite in SUITES.items() for g in suite.gates}
     assert any(g["p_value"] is not None for g in results["gates"]) and any(g["ci"] for g in results["gates"])
     records = results["examples"]
     assert {(r["suite"], r["role"]) for r in records} == {(s, role) for s in SUITES for role in ("base", "candidate")}
@@ -173,11 +173,11 @@ def test_runs_hash_strings_differently(tmp_path):
 
 
 def test_leaving_out_data_val_computes_the_split(tmp_path):
-    from harness.session import RunSession
+    from harness.run.run import Run
     from tests.test_e2e_suites import TRAIN, write_jsonl
 
     write_jsonl(tmp_path / "train.jsonl", TRAIN)
     (tmp_path / "tunegate.toml").write_text('[data]\ntrain = "train.jsonl"\nval_fraction = 0.25\n')
     assert load_config(tmp_path / "tunegate.toml").data.val is None
-    train, val = RunSession(tmp_path / "tunegate.toml").splits
+    train, val = Run(tmp_path / "tunegate.toml").inputs.splits
     assert (len(train), len(val)) == (9, 3) and not {e.id for e in train} & {e.id for e in val}

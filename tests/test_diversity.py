@@ -35,14 +35,12 @@ def test_summary_separates_collapse_within_and_across_prompts():
 
 
 def _gate(samples: dict[str, list[list[str]]], min_ratio: float = 0.6):
-    from types import SimpleNamespace
-
-    from harness.config import Config
     from harness.suites import diversity
+    from harness.suites.api import Evaluation
 
-    config = Config.model_validate({"suites": {"diversity": {"gates": {"min_ratio": min_ratio}}}})
+    settings = diversity.DiversitySettings.model_validate({"gates": {"min_ratio": min_ratio}})
     outcome = diversity.DiversityOutcome(prompts=[], samples=samples)
-    return diversity.gate("ratio_base", outcome, SimpleNamespace(config=config))
+    return diversity.Diversity().gate("ratio_base", settings, Evaluation(outcome))
 
 
 VARIED = [[f"w{p}{k} x{p}{k} y{p}{k} z{p}{k}" for k in range(4)] for p in range(12)]  # distinct-2 = 1 each

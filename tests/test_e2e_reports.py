@@ -13,8 +13,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from harness.history import History
-from harness.registry import Registry
+from harness.store.history import History
+from harness.store.registry import Registry
 from tests.test_e2e_suites import NEVER, TRAIN, golden_rows, make_project, write_jsonl
 
 

@@ -6,7 +6,7 @@ import shutil
 import sqlite3
 from pathlib import Path
 
-from harness.results import validate
+from harness.store.results import validate
 
 pytest_plugins = ["pytester"]
 
@@ -222,16 +222,16 @@ max_rate = 1.0
 
 def test_every_suite_runs_gates_and_reruns_from_cache(pytester, tiny_model_dir, repo_root):
     from harness.config import Config
-    from harness.suites import SUITES as ALL
+    from harness.suites import BUILTIN as ALL
 
-    SUITES = {s: m for s, m in ALL.items() if m.enabled(Config())}  # the judge needs a server: off by default
+    SUITES = {s: m for s, m in ALL.items() if getattr(Config().suites, s).enabled}  # the judge needs a server: off by default
 
     root = all_suites_project(pytester, tiny_model_dir, repo_root)
     result, out = run(pytester)
     assert result.ret == 0, out
     result.stdout.re_match_lines([r"tunegate: PROMOTED sft-[0-9a-f]{12}$"])
     first = latest_results(root)
-    expected = {f"{s}.{g}" for s, suite in SUITES.items() for g in suite.GATES}
+    expected = {f"{s}.{g}" for s, suite in SUITES.items() for g in suite.gates}
     assert {g["name"] for g in first["gates"]} == expected
     assert set(first["suites"]) == set(SUITES)
     assert {r["suite"] for r in first["examples"]} == set(SUITES)

@@ -2,9 +2,10 @@
 import pytest
 import torch
 
-from harness.cache import ResultCache
-from harness.engine import BASE, Engine, budget_rows
-from harness.models import load_model
+from harness.engine.local import Engine, budget_rows
+from harness.engine.models import load_model
+from harness.roles import BASE
+from harness.store.cache import ResultCache
 
 CONVS = [
     [{"role": "user", "content": "My invoice is wrong."}],
@@ -155,7 +156,7 @@ def test_sampling_is_seeded_per_prompt_and_independent_of_order(engine):
 
 
 def test_gumbel_noise_argmax_samples_from_the_softmax():
-    from harness.engine import GumbelNoise
+    from harness.engine.local import GumbelNoise
 
     logits = torch.log(torch.tensor([[0.1, 0.2, 0.3, 0.4]]))
     noise = GumbelNoise([123])

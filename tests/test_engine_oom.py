@@ -15,8 +15,8 @@ import jsonschema
 import pytest
 import torch
 
-from harness.engine import out_of_memory
-from harness.results import results_schema
+from harness.engine.local import out_of_memory
+from harness.store.results import results_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 MARGIN_MB = 128  # the headroom the child leaves itself above its warmed-up size
@@ -79,9 +79,10 @@ def child(model_dir: str) -> None:
     MARGIN_MB, and an uncapped reference; print what happened as JSON."""
     import resource
 
-    from harness.engine import BASE, Engine
+    from harness.engine.local import Engine
+    from harness.engine.models import load_model, load_tokenizer, resolve_base
     from harness.errors import TunegateError
-    from harness.models import load_model, load_tokenizer, resolve_base
+    from harness.roles import BASE
 
     def scores(engine: Engine) -> list:
         return engine.loglikelihood(BASE, PAIRS)

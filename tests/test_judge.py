@@ -1,6 +1,6 @@
 """LLM-as-judge against a scripted judge server: real HTTP on loopback (stdlib http.server), no mocks.
 
-The answers under judgement are canned (a RunSession whose generate_all returns fixed texts): what is
+The answers under judgement are canned (a Run whose generate_all returns fixed texts): what is
 tested is the judge suite, not the model. One test runs the real suites end to end on the tiny model.
 """
 from __future__ import annotations
@@ -17,11 +17,12 @@ import pytest
 
 from harness.config import load_config
 from harness.errors import TunegateError
-from harness.history import Grade, History
-from harness.judge import Judge, parse_json_object, parse_score, parse_winner
 from harness.metrics.agreement import calibrate, pair_outcome
-from harness.session import RunSession
+from harness.run.evaluation import Evaluator
+from harness.run.inputs import RunInputs
+from harness.store.history import Grade, History
 from harness.suites import judge as judge_suite
+from harness.suites.judge.client import Judge, parse_json_object, parse_score, parse_winner
 
 pytest_plugins = ["pytester"]
 
@@ -126,16 +127,20 @@ def serve():
 
 
 # ---- a project whose answers are canned ------------------------------------------------------
-class CannedRun(RunSession):
-    """A real run session (config, items, workspace, cache, history) whose model answers are fixed texts."""
+class CannedRun(Evaluator):
+    """A real run's view (config, items, workspace, cache, history) whose model answers are fixed texts."""
 
     def __init__(self, config_path: Path, answers: dict[str, list[str]]):
-        super().__init__(config_path)
+        super().__init__(RunInputs(config_path), engine=lambda: None, has_champion=lambda: "champion" in answers)
         self.answers = answers
 
-    def generate_all(self, prompts, max_new_tokens):
+    def generate(self, prompts, max_new_tokens, *, roles=None):
         assert all(len(a) == len(prompts) for a in self.answers.values())
         return self.answers
+
+    @property
+    def suite_metrics(self) -> dict:
+        return self.metrics()
 
 
 def project(tmp_path: Path, url: str, extra: str = "", server_extra: str = "") -> Path:
@@ -160,7 +165,7 @@ max_retries = 0
 
 def evaluate(config: Path, **answers: list[str]):
     run = CannedRun(config, answers)
-    return run, judge_suite.evaluate(run)
+    return run, run.evaluation("judge").outcome
 
 
 GOOD = [f"A good answer {i}" for i in range(N)]
@@ -290,7 +295,7 @@ def test_calibration_decides_whether_the_judge_gates(tmp_path, serve):
     (tmp_path / ".tunegate").mkdir()
     # No grades yet: reported, not gating.
     run, out = evaluate(config, base=GOOD, candidate=BAD)
-    result = judge_suite.gate("pass_rate", out, run)
+    result = run.gate("judge", "pass_rate")
     assert result.passed is None and result.detail.startswith(
         "judge not calibrated: 0 human grades, fewer than suites.judge.min_human_grades 6")
     assert "would fail: judged pass rate 0.000" in result.detail
@@ -299,7 +304,7 @@ def test_calibration_decides_whether_the_judge_gates(tmp_path, serve):
     run, out = evaluate(config, base=GOOD, candidate=BAD)
     cal = run.suite_metrics["judge"]["candidate"]["judge"]
     assert (cal["kappa"], cal["human_grades"], cal["gating"]) == (0.25, 8, False)
-    gates = {name: judge_suite.gate(name, out, run) for name in judge_suite.GATES}
+    gates = {name: run.gate("judge", name) for name in judge_suite.JudgeSuite.gates}
     assert all(g.passed is None for g in gates.values())
     assert gates["noninferior_base"].detail.startswith("judge not calibrated: kappa 0.25 < 0.6 on 8 human grades")
 
@@ -311,11 +316,11 @@ def test_calibrated_judge_gates(tmp_path, serve):
     human_grades(tmp_path / ".tunegate", GOOD[:4] + BAD[:4], [True] * 4 + [False] * 4)  # kappa 1
     run, out = evaluate(config, base=GOOD, candidate=BAD)
     assert out.calibration.gating and out.calibration.kappa == 1.0
-    gates = {name: judge_suite.gate(name, out, run) for name in judge_suite.GATES}
+    gates = {name: run.gate("judge", name) for name in judge_suite.JudgeSuite.gates}
     assert gates["pass_rate"].passed is False and gates["noninferior_base"].passed is False
     assert gates["pairwise_base"].passed is False and gates["pairwise_champion"].passed is None  # no champion
     run, out = evaluate(config, base=BAD, candidate=GOOD)
-    assert all(judge_suite.gate(n, out, run).passed for n in ("pass_rate", "noninferior_base", "pairwise_base"))
+    assert all(run.gate("judge", n).passed for n in ("pass_rate", "noninferior_base", "pairwise_base"))
 
 
 def test_kappa():
@@ -387,7 +392,7 @@ def test_suites_end_to_end_with_the_judge(pytester, tiny_model_dir, repo_root, s
     cand = results["suites"]["judge"]["candidate"]
     assert cand["pass_rate"] == 0.0 and cand["judge"]["gating"] is False and cand["vs_base"]["n"] == 5
     gates = {g["name"]: g for g in results["gates"] if g["suite"] == "judge"}
-    assert set(gates) == {f"judge.{g}" for g in judge_suite.GATES} and all(g["passed"] is None for g in gates.values())
+    assert set(gates) == {f"judge.{g}" for g in judge_suite.JudgeSuite.gates} and all(g["passed"] is None for g in gates.values())
     assert sum(r["suite"] == "judge" for r in results["examples"]) == 2 * 5
     html = (root / "reports" / "latest" / "index.html").read_text()
     assert "vs_base.consistency_rate" in html and "judge.pass_rate" in html

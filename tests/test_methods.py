@@ -8,10 +8,10 @@ import sys
 import pytest
 
 from harness.config import TrainingConfig, load_config
-from harness.data import load_jsonl, load_pairs
+from harness.data.examples import load_jsonl, load_pairs
+from harness.engine.models import BaseModelRef
 from harness.errors import TunegateError
 from harness.fingerprints import adapter_intact, json_sha256
-from harness.models import BaseModelRef
 from tests.conftest import ROOT
 from tests.test_e2e_suites import TRAIN, VAL, latest_results, make_project, run, write_jsonl
 from tests.test_training import CFG
@@ -139,11 +139,11 @@ def test_a_bad_pairs_line_is_one_error_naming_file_line_and_fix(tmp_path, line, 
 
 
 def test_the_demo_pairs_load_and_leak_into_no_suite():
-    from harness.session import RunSession
+    from harness.run.run import Run
     from training.dpo import preference_data
 
-    session = RunSession(ROOT / "fixtures" / "dpo" / "dpo.toml")
-    train, val, hashes = preference_data(session.config, session.leakage_sets(), {})
+    session = Run(ROOT / "fixtures" / "dpo" / "dpo.toml")
+    train, val, hashes = preference_data(session.config, session.inputs.leakage_sets(), {})
     assert len(train) + len(val) == 60 and len(val) == 6 and "preferences" in hashes
 
 
@@ -163,7 +163,7 @@ def test_qlora_gradients_keep_flowing_after_a_val_pass(tiny64_dir, tmp_path):
     import torch
     from peft import get_peft_model
 
-    from harness.models import resolve_base
+    from harness.engine.models import resolve_base
     from training.qlora import load_4bit
     from training.sft import lora_config
 
@@ -229,8 +229,8 @@ def test_a_full_fine_tune_is_evaluated_promoted_reused_and_exported(pytester, ti
 
 
 def test_a_whole_model_for_another_base_is_refused_in_one_line(tiny_ref, tiny64_dir):
-    from harness.adapter_check import check_adapter
-    from harness.models import linear_shapes
+    from harness.engine.adapter_check import check_adapter
+    from harness.engine.models import linear_shapes
 
     with pytest.raises(TunegateError, match=rf"^--adapter {tiny64_dir}: 'model\.layers\.0\.self_attn\.q_proj\.weight' "
                        r"has shape \[64, 64\], the base model's is \[32, 32\]: .*set model\.base to that model$"):
@@ -240,8 +240,8 @@ def test_a_whole_model_for_another_base_is_refused_in_one_line(tiny_ref, tiny64_
 # ---- DPO -----------------------------------------------------------------------------------------
 def test_a_dpo_adapter_is_evaluated_by_the_suites_and_prefers_the_chosen_answers(pytester, tiny_model_dir, tiny_ref,
                                                                                  tiny_tokenizer):
-    from harness.engine import Engine
-    from harness.models import load_model
+    from harness.engine.local import Engine
+    from harness.engine.models import load_model
 
     write_jsonl(pytester.path / "pairs.jsonl", PAIRS)
     root = method_project(pytester, tiny_model_dir, 'method = "dpo"\nlearning_rate = 5e-3',
@@ -274,8 +274,8 @@ def test_a_dpo_adapter_is_evaluated_by_the_suites_and_prefers_the_chosen_answers
 # ---- export ----------------------------------------------------------------------------------------
 def test_export_writes_merged_weights_that_answer_as_the_engines_candidate(tmp_path, tiny_model_dir, tiny_ref,
                                                                         tiny_tokenizer, capsys):
-    from harness.engine import Engine
-    from harness.models import load_model
+    from harness.engine.local import Engine
+    from harness.engine.models import load_model
     from training.store import get_or_train
 
     write_jsonl(tmp_path / "t.jsonl", TRAIN)
@@ -324,7 +324,7 @@ def test_an_accelerate_launch_of_two_cpu_processes_trains_an_adapter_the_suites_
     # processes in gloo DDP (accelerate's MULTI_CPU).
     launch = [str(Path(sys.executable).with_name("accelerate")), "launch", "--multi_gpu", "--num_processes", "2",
               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-              "-m", "training.launch", "--config", "tunegate.toml"]
+              "-m", "harness.run.launch", "--config", "tunegate.toml"]
     proc = subprocess.run(launch, cwd=root, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     found = re.search(r"^tunegate: trained (sft-[0-9a-f]{12}) with 2 processes in (\S+); evaluate it with: "

@@ -1,7 +1,7 @@
 """MMLU prompt formats (as lm-evaluation-harness writes them) and scoring."""
 import pytest
 
-from harness.mmlu import Question, context, continuations, requests, score
+from harness.suites.mmlu_format import Question, context, continuations, requests, score
 
 Q = Question("geo-1", "high_school_geography", " Which is a river? ", ("Nile", "Alps", "Sahara", "Gobi"), 0)
 SHOT = Question("geo-0", "high_school_geography", "Which is a desert?", ("Nile", "Alps", "Sahara", "Gobi"), 2)
@@ -50,15 +50,16 @@ def test_suite_scoring_predicts_as_one_plain_float32_forward_per_choice(repo_roo
     import torch
 
     from harness.config import load_config
-    from harness.engine import BASE, Engine
-    from harness.models import load_model, load_tokenizer, resolve_base
+    from harness.engine.local import Engine
+    from harness.engine.models import load_model, load_tokenizer, resolve_base
+    from harness.roles import BASE
     from harness.suites.mmlu import _questions
 
     cfg = load_config(repo_root / "tunegate.toml")
     assert cfg.model.dtype == "bfloat16" and cfg.suites.mmlu.dtype == "float32"
     ref = resolve_base("bundled", repo_root / ".tunegate")
     tok = load_tokenizer(ref)
-    questions = _questions(repo_root / cfg.suites.mmlu.path)
+    questions = [q for q, _ in _questions(repo_root / cfg.suites.mmlu.path)]
     firsts = list({q.subject: q for q in reversed(questions)}.values())
     engine = Engine(None, tok, ref, None, dtype=cfg.model.dtype, load=lambda dtype: load_model(ref, dtype))
     plain = load_model(ref, "float32")

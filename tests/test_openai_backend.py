@@ -9,14 +9,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from harness.cache import ResultCache
 from harness.config import OpenAIEngine
-from harness.engine import BASE, Engine
+from harness.engine.local import Engine
+from harness.engine.models import load_model
+from harness.engine.remote import RemoteEngine, adapter_name
+from harness.engine.serve import make_http_server
 from harness.errors import TunegateError
 from harness.fingerprints import adapter_fingerprint
-from harness.models import load_model
-from harness.remote_engine import RemoteEngine, adapter_name
-from harness.serve import make_http_server
+from harness.roles import BASE
+from harness.store.cache import ResultCache
 from tests.test_engine import CONVS, _random_adapter
 
 PAIRS = [("The capital of France is", " Paris"), ("The capital of France is", " a city"),

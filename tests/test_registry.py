@@ -1,6 +1,6 @@
 import json
 
-from harness.registry import Registry
+from harness.store.registry import Registry
 
 
 def make_adapter(tmp_path, name):

@@ -19,8 +19,8 @@ from harness.cli import main as cli
 from harness.config import load_config
 from harness.errors import TunegateError
 from harness.fingerprints import adapter_fingerprint, adapter_intact
-from harness.history import Grade, open_history
-from harness.registry import open_registry
+from harness.store.backends import open_history, open_registry
+from harness.store.history import Grade
 from tests.test_e2e_suites import GOLDEN_ONLY, TRAIN, make_project
 from tests.test_registry import make_adapter
 
@@ -232,16 +232,15 @@ def run_suites(root: Path, *args: str) -> subprocess.CompletedProcess:
 def run_in_process(toml: Path):
     """What `pytest suites/` does for a golden-only project, called as the plugin calls it (no subprocess:
     a second pytest start costs half a minute here): check, train, evaluate, gate, then finish, which
-    promotes through RunSession.promote and records the run."""
-    from harness.session import RunSession
-    from harness.suites import SUITES
+    promotes through Run.promote and records the run."""
+    from harness.run.run import Run
+    from harness.suites import BUILTIN
 
-    run = RunSession(toml)
+    run = Run(toml)
     run.validate_inputs()
     run.adapter()
-    outcome = run.outcome("golden")
-    for gate in SUITES["golden"].GATES:
-        run.record_gate(SUITES["golden"].gate(gate, outcome, run))
+    for gate in BUILTIN["golden"].gates:
+        run.evaluator.gate("golden", gate)
     return run.finish(0, complete=True)
 
 
@@ -291,14 +290,14 @@ def test_a_promotion_from_one_project_is_the_champion_of_the_other(two_projects,
 
 
 def test_a_run_against_a_dead_server_stops_before_training_with_one_line(two_projects, tmp_path):
-    from harness.session import RunSession
+    from harness.run.run import Run
 
     p = two_projects
     dead = f"http://127.0.0.1:{free_port()}"
     (p.b / "dead.toml").write_text(f'extends = "tunegate.toml"\n[registry]\ntracking_uri = "{dead}"\n')
     before = sorted(str(f.relative_to(p.b)) for f in p.b.rglob("*"))
     with pytest.raises(TunegateError) as e:  # the plugin shows it as a usage error: one line, no traceback
-        RunSession(p.b / "dead.toml").validate_inputs()
+        Run(p.b / "dead.toml").validate_inputs()
     assert str(e.value).startswith(f"registry.tracking_uri = {dead}: cannot reach the MLflow server")
     assert "\n" not in str(e.value)
     assert sorted(str(f.relative_to(p.b)) for f in p.b.rglob("*")) == before  # nothing written, nothing trained

@@ -4,8 +4,9 @@ from __future__ import annotations
 import pytest
 
 from harness.errors import TunegateError
-from harness.history import Grade, History
-from harness.review import agreement, cohen_kappa, export_rows, parse_grades, sample, write_rows
+from harness.metrics.agreement import cohen_kappa
+from harness.report.review import agreement, export_rows, parse_grades, sample, write_rows
+from harness.store.history import Grade, History
 from tests.report_data import results
 
 

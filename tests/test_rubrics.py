@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from harness.rubrics import build_check, rouge_l, score
+from harness.data.rubrics import build_check, rouge_l, score
 
 SCHEMA = {"type": "object", "required": ["category"], "properties": {"category": {"enum": ["bug", "billing"]}},
           "additionalProperties": False}

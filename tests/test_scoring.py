@@ -3,9 +3,11 @@ and reused gives the scores of a plain forward pass over each whole text."""
 import pytest
 import torch
 
-from harness import mmlu, scoring
-from harness.engine import BASE, Engine
-from harness.models import load_model
+from harness.engine import scoring
+from harness.engine.local import Engine
+from harness.engine.models import load_model
+from harness.roles import BASE
+from harness.suites import mmlu_format as mmlu
 
 
 def test_groups_follow_what_contexts_share():

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from harness import redaction, results as results_io
-from harness.history import History
+from harness import redaction
 from harness.redaction import Redactor, env_secrets, redact_test_report
 from harness.report import write_reports
+from harness.store import results as results_io
+from harness.store.history import History
 from tests.report_data import results as sample_results
 from tests.test_e2e_suites import ALWAYS, golden_rows, latest_results, make_project, run
 

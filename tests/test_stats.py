@@ -1,7 +1,7 @@
 import pytest
 
-from harness.gates import absolute_gate, all_pass_gate, noninferiority_gate
-from harness.stats import clustered_se, mcnemar_exact, paired_bootstrap_ci, paired_clustered_test, wilson_interval
+from harness.gating.gates import absolute_gate, all_pass_gate, noninferiority_gate
+from harness.gating.stats import bootstrap_ci, clustered_se, mcnemar_exact, paired_clustered_test, wilson_interval
 
 
 def test_wilson_known_values():
@@ -100,10 +100,27 @@ def test_paired_clustered_test_matches_statsmodels():
 
 
 def test_paired_bootstrap_matches_scipy():
-    cand = [((i * 37) % 101) / 100 for i in range(300)]
-    base = [((i * 53) % 97) / 100 for i in range(300)]
-    mean, (lo, hi) = paired_bootstrap_ci(cand, base, n_resamples=20000)
+    import numpy as np
+
+    cand = np.array([((i * 37) % 101) / 100 for i in range(300)])
+    base = np.array([((i * 53) % 97) / 100 for i in range(300)])
+
+    def mean_diff(draws):
+        return float((cand[draws[0]] - base[draws[0]]).mean())
+
+    lo, hi = bootstrap_ci(mean_diff, [300], n_resamples=20000)
     # scipy.stats.bootstrap(..., method="percentile", n_resamples=50000): (-0.02247, 0.06543)
-    assert mean == pytest.approx(0.021466666666666665)
     assert lo == pytest.approx(-0.02247, abs=0.003) and hi == pytest.approx(0.06543, abs=0.003)
-    assert paired_bootstrap_ci(cand, base, seed=3) == paired_bootstrap_ci(cand, base, seed=3)
+    assert bootstrap_ci(mean_diff, [300], seed=3) == bootstrap_ci(mean_diff, [300], seed=3)
+
+
+def test_stratified_bootstrap_keeps_each_stratum_whole():
+    sizes_seen = []
+
+    def record(draws):
+        sizes_seen.append([len(d) for d in draws])
+        assert all(d.max() < n for d, n in zip(draws, (3, 5)))
+        return 0.0
+
+    assert bootstrap_ci(record, [3, 5], n_resamples=10) == (0.0, 0.0)
+    assert sizes_seen == [[3, 5]] * 10

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from harness.data import load_records, stable_subset
+from harness.data.examples import load_records, stable_subset
 from harness.errors import TunegateError
 from harness.suites.bias import BBQ_SCHEMA, _bbq_item
 

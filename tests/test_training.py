@@ -5,11 +5,11 @@ import math
 import pytest
 
 from harness.config import TrainingConfig
-from harness.data import load_jsonl
+from harness.data.examples import load_jsonl
 from harness.errors import TrainingDiverged
+from tests.test_e2e_suites import TRAIN, VAL, write_jsonl
 from training.sft import to_prompt_completion
 from training.store import adapter_key, get_or_train
-from tests.test_e2e_suites import TRAIN, VAL, write_jsonl
 
 CFG = TrainingConfig(epochs=1, batch_size=4, eval_steps=2, max_length=64, bf16=False,
                      lora={"r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"]})
@@ -86,7 +86,7 @@ def test_a_nan_loss_aborts_training_and_keeps_no_adapter(tmp_path, tiny_model_di
 
     from safetensors.torch import load_file, save_file
 
-    from harness.models import resolve_base
+    from harness.engine.models import resolve_base
 
     broken = tmp_path / "broken-model"
     shutil.copytree(tiny_model_dir, broken)
@@ -106,7 +106,7 @@ def test_a_diverging_loss_aborts_training_and_keeps_no_adapter(tmp_path, tiny_mo
     import torch
     from transformers import AutoModelForCausalLM
 
-    from harness.models import resolve_base
+    from harness.engine.models import resolve_base
 
     train, val = data
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
@@ -135,7 +135,7 @@ def test_cpu_trainer_loss_equals_trls_fused_head(tmp_path, tiny_ref, tiny_tokeni
     import torch
     from trl import SFTTrainer
 
-    from harness.models import load_model
+    from harness.engine.models import load_model
     from training.sft import build_trainer
 
     train, _ = data

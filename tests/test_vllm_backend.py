@@ -7,9 +7,10 @@ import importlib.util
 
 import pytest
 
-from harness.engine import BASE, Engine
+from harness.engine.local import Engine
+from harness.engine.models import load_model
 from harness.errors import TunegateError
-from harness.models import load_model
+from harness.roles import BASE
 
 
 def gpu_and_vllm() -> str | None:
@@ -27,7 +28,7 @@ needs_gpu = pytest.mark.skipif(gpu_and_vllm() is not None, reason=str(gpu_and_vl
 @pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vLLM is installed")
 def test_choosing_vllm_without_it_is_one_line(tiny_ref, tiny_tokenizer):
     from harness.config import VLLMEngineConfig
-    from harness.vllm_engine import VLLMEngine
+    from harness.engine.vllm import VLLMEngine
 
     with pytest.raises(TunegateError, match=r'^engine.backend = "vllm" needs vLLM: pip install "tunegate\[vllm\]"'):
         VLLMEngine(VLLMEngineConfig(), tiny_tokenizer, tiny_ref, None, "float32")
@@ -36,8 +37,8 @@ def test_choosing_vllm_without_it_is_one_line(tiny_ref, tiny_tokenizer):
 @needs_gpu
 def test_vllm_answers_as_the_local_engine(tiny_ref, tiny_tokenizer, tmp_path):
     from harness.config import VLLMEngineConfig
+    from harness.engine.vllm import VLLMEngine
     from harness.fingerprints import adapter_fingerprint
-    from harness.vllm_engine import VLLMEngine
     from tests.test_engine import CONVS, _random_adapter
     from tests.test_openai_backend import PAIRS
 

@@ -7,7 +7,7 @@ import sqlite3
 from pathlib import Path
 
 from harness.fingerprints import adapter_intact
-from harness.results import validate
+from harness.store.results import validate
 
 
 def rows(db: Path, query: str) -> list[tuple]:

@@ -60,7 +60,9 @@ class LossHistory(TrainerCallback):
 class Progress(TrainerCallback):
     """One line per logged step on stderr, readable in CI logs (no progress bar redraws)."""
 
-    def __init__(self, stream=sys.stderr) -> None:
+    def __init__(self, stream=None) -> None:
+        # None: whatever sys.stderr is when a line is written (pytest swaps and closes its capture files,
+        # so a stream taken when this module was imported may be closed by the time training logs).
         self.stream = stream
         self.start = time.monotonic()
 
@@ -76,4 +78,4 @@ class Progress(TrainerCallback):
         if "rewards/margins" in logs:
             parts.append(f"reward_margin {logs['rewards/margins']:.4f}")
         if len(parts) > 2:
-            print("tunegate train: " + "  ".join(parts), file=self.stream, flush=True)
+            print("tunegate train: " + "  ".join(parts), file=self.stream or sys.stderr, flush=True)

@@ -1,14 +1,17 @@
 """DPO on TRL's DPOTrainer: a LoRA (or QLoRA) adapter learns to prefer each pair's chosen answer over its
 rejected one. The reference model is the base with the adapter switched off, which TRL does for a PEFT
 model, so there is never a second copy of the model. It runs through the SFT fixture's training loop
-(training.sft.train_lora): the same arguments, callbacks, divergence guard and saving.
+(training.train.train): the same arguments, callbacks, divergence guard and saving.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 from harness.config import TrainingConfig
-from harness.data import PreferencePair
+from harness.data.examples import PreferencePair, check_leakage, load_pairs, split_train_val
+from harness.errors import TunegateError
+from harness.fingerprints import file_sha256
+from training.sft import lora_config, prepare, right_padding, trainer_args
 
 
 def to_preference_records(pairs: list[PreferencePair], system_prompt: str | None) -> list[dict]:
@@ -22,8 +25,6 @@ def dpo_config(cfg: TrainingConfig, output_dir: Path, has_val: bool):
     """Map tunegate's training section onto TRL's DPOConfig."""
     from trl import DPOConfig
 
-    from training.sft import trainer_args
-
     return DPOConfig(max_length=cfg.max_length, beta=cfg.dpo.beta, loss_type=[cfg.dpo.loss_type],
                      **trainer_args(cfg, output_dir, has_val, DPOConfig))
 
@@ -34,8 +35,6 @@ def build_dpo_trainer(model, tokenizer, train: list[PreferencePair], val: list[P
     from datasets import Dataset
     from transformers import PrinterCallback
     from trl import DPOTrainer
-
-    from training.sft import lora_config, prepare, right_padding
 
     trainer = DPOTrainer(
         model=model,
@@ -53,11 +52,7 @@ def build_dpo_trainer(model, tokenizer, train: list[PreferencePair], val: list[P
 def preference_data(config, leakage_sets: dict[str, list], data_hashes: dict[str, str]):
     """The run's DPO data: data.preferences split into train and val (val_fraction, seeded by training.seed),
     refused if a pair's prompt is one of the suites' items; and `data_hashes` with the pairs file's hash added.
-    `leakage_sets`: each suite's items that training must not see (RunSession.leakage_sets())."""
-    from harness.data import check_leakage, load_pairs, split_train_val
-    from harness.errors import TunegateError
-    from harness.fingerprints import file_sha256
-
+    `leakage_sets`: each suite's items that training must not see (RunInputs.leakage_sets())."""
     if config.data.preferences is None:
         raise TunegateError("training.method = 'dpo' needs data.preferences, a JSONL file of {\"prompt\", \"chosen\", "
                             "\"rejected\"} pairs; set it in [data]")

@@ -6,8 +6,8 @@ bitsandbytes is optional (`pip install tunegate[qlora]`) and imported only here,
 from __future__ import annotations
 
 from harness.config import TrainingConfig
+from harness.engine.models import BaseModelRef
 from harness.errors import TunegateError
-from harness.models import BaseModelRef
 
 MISSING = ("training.finetune = 'qlora' needs bitsandbytes, which is not installed: pip install 'tunegate[qlora]' "
            "(or set training.finetune = 'lora')")

@@ -11,18 +11,20 @@ import hashlib
 import json
 import platform
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
 from harness import atomic
-from harness.adapter_check import weights_file
 from harness.config import TrainingConfig
-from harness.data import Example, PreferencePair
+from harness.data.examples import Example, PreferencePair
+from harness.engine.adapter_check import weights_file
+from harness.engine.models import BaseModelRef, describe, load_tokenizer
 from harness.errors import TunegateError
 from harness.fingerprints import adapter_fingerprint, adapter_intact, json_sha256
-from harness.models import BaseModelRef, describe, load_tokenizer
+from training.launch import accelerator_state, launch_settings, launched_processes
 
 METADATA_FILE = "tunegate.json"
 LIBRARIES = ("torch", "transformers", "peft", "trl", "datasets", "accelerate")
@@ -90,8 +92,6 @@ def adapter_key(base: BaseModelRef, train: list[Example] | list[PreferencePair],
         "system_prompt": system_prompt,
         "libraries": library_versions(),
     }
-    from training.launch import launch_settings
-
     return json_sha256({**payload, **launch_settings()})  # nothing added to a single process's key
 
 
@@ -161,15 +161,16 @@ def get_or_train(
     trains a given adapter at a time; a concurrent run with the same inputs waits and reuses it.
     `train` and `val` are Examples, or PreferencePairs for training.method = 'dpo'. Under a multi-process
     `accelerate launch`, every process trains and the main one stores (training/launch.py)."""
-    from training.launch import build_together, launched_processes
-    from training.sft import train_lora
-
     key = adapter_key(base, train, val, cfg, system_prompt)
     final = adapter_folder(store, key)
 
     def build(tmp: Path, main: bool = True) -> dict | None:
         """Train into `tmp`; in the main process, also write and return the metadata."""
-        report = train_lora(base, load_tokenizer(base, trust_remote_code), train, val, cfg, tmp, system_prompt,
+        # Imported here, not at the top: the trainers pull in transformers' Trainer, TRL and PEFT (seconds),
+        # which a run that reuses its stored adapter, and every pytest run with the plugin installed, never needs.
+        from training.train import train as train_model
+
+        report = train_model(base, load_tokenizer(base, trust_remote_code), train, val, cfg, tmp, system_prompt,
                             trust_remote_code)
         if not main:
             return None
@@ -214,3 +215,30 @@ def stored_now(final: Path, meta: dict) -> StoredAdapter:
     """The adapter just trained and stored in `final`, described by its metadata."""
     return StoredAdapter(id=meta["adapter_id"], path=final, fingerprint=meta["fingerprint"], metadata=meta,
                          trained_now=True)
+
+
+def build_together(final: Path, build: Callable[..., dict | None], retrain: bool):
+    """The store's get-or-train in a multi-process launch. `build(tmp, main)` trains into `tmp` and, in the
+    main process, writes and returns the metadata. The main process broadcasts where to train ('' to reuse
+    the stored adapter), so every process takes the same branch and meets the same barriers."""
+    from accelerate.utils import broadcast_object_list
+
+    state = accelerator_state()
+    if not state.is_main_process:
+        where = [None]
+        broadcast_object_list(where)
+        if where[0]:
+            build(Path(where[0]), main=False)
+        state.wait_for_everyone()  # the main process has stored the folder by now
+        return _load_stored(final)
+    with atomic.one_builder(final, "this adapter"):
+        found = None if retrain else _load_stored(final)
+        if found is not None:
+            broadcast_object_list([""])
+            state.wait_for_everyone()
+            return found
+        with atomic.build_dir(final, replace=True) as tmp:
+            broadcast_object_list([str(tmp)])
+            meta = build(tmp)
+    state.wait_for_everyone()
+    return stored_now(final, meta)

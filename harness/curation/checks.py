@@ -15,7 +15,7 @@ from pathlib import Path
 from harness.curation import consistency, dedup, pii
 from harness.curation.findings import KINDS, Finding, error, warning
 from harness.curation.records import DataFile, conversation_text, prompt_text, read_file
-from harness.data import Example
+from harness.data.examples import Example
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 from harness import atomic
 from harness.curation import dedup, pii
 from harness.curation.records import DataFile, conversation_text, read_file
-from harness.data import read_lines
+from harness.data.examples import read_lines
 from harness.errors import TunegateError
 
 TEXT_FIELDS = ("instruction", "input", "output", "reference")  # besides every message's content

@@ -3,7 +3,7 @@ it, and its length in tokens against the training `max_length`."""
 from __future__ import annotations
 
 from harness.curation.findings import Finding, error, warning
-from harness.data import Example
+from harness.data.examples import Example
 
 
 def role_problems(ex: Example) -> list[Finding]:

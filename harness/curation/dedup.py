@@ -1,6 +1,6 @@
 """Exact and near-duplicate texts, within one list and across two, by character shingles.
 
-Texts are compared in `harness.data.normalise` form (case, punctuation and spacing ignored), as
+Texts are compared in `harness.data.examples.normalise` form (case, punctuation and spacing ignored), as
 sets of character 5-grams, by Jaccard similarity. Character shingles, not word shingles, because
 chat prompts are short: one changed word moves a third of a short prompt's word 3-grams but a
 small share of its character 5-grams.
@@ -16,7 +16,7 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass
 
-from harness.data import normalise
+from harness.data.examples import normalise
 
 SHINGLE = 5
 NUM_PERM = 128

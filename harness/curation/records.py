@@ -1,6 +1,6 @@
 """Data files read for checking: every line parsed, and every bad line reported instead of stopping.
 
-`harness.data.load_jsonl` stops at the first bad line, which is right for a run; a check wants
+`harness.data.examples.load_jsonl` stops at the first bad line, which is right for a run; a check wants
 all of them, so here each line's error becomes a finding and reading goes on.
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 from harness.curation.findings import Finding, error
-from harness.data import Example, Kind, decode_line, parse_record, read_lines, record_kind
+from harness.data.examples import Example, Kind, decode_line, parse_record, read_lines, record_kind
 from harness.errors import TunegateError
 from harness.fingerprints import file_sha256
 

@@ -18,7 +18,7 @@ from harness import atomic
 from harness.curation import dedup
 from harness.curation.clean import readable, refuse_in_place
 from harness.curation.records import conversation_text, prompt_text, read_file
-from harness.data import normalise, read_lines
+from harness.data.examples import normalise, read_lines
 from harness.errors import TunegateError
 
 MIN_HOLDOUT, MAX_HOLDOUT = 0.1, 0.2

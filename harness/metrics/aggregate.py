@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from harness.stats import wilson_interval
+from harness.gating.stats import wilson_interval
 
 Metric = Callable[[list[dict]], float | None]
 

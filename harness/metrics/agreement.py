@@ -4,7 +4,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.review import cohen_kappa
+
+def cohen_kappa(a: list[bool], b: list[bool]) -> float | None:
+    """Cohen's kappa of two raters' binary labels on the same items; None when undefined (no items,
+    or both raters gave one and the same label to everything, so chance agreement is 1)."""
+    if len(a) != len(b):
+        raise ValueError(f"raters labelled different numbers of items: {len(a)} vs {len(b)}")
+    n = len(a)
+    if n == 0:
+        return None
+    observed = sum(x == y for x, y in zip(a, b)) / n
+    pa, pb = sum(a) / n, sum(b) / n
+    expected = pa * pb + (1 - pa) * (1 - pb)
+    return None if expected == 1 else (observed - expected) / (1 - expected)
+
 
 # The outcome of one pair, from the candidate's side. Only "win" and "loss" count in the gates; an
 # "inconsistent" pair (the two orders disagree) is a tie, and so is one the judge left "unparsed".

@@ -2,6 +2,7 @@
 CI) and the worst slice against the overall rate. Pure functions over scored records."""
 from __future__ import annotations
 
+from harness.gating.stats import bootstrap_ci
 from harness.metrics.aggregate import group_by_slice, pass_rate
 
 
@@ -14,13 +15,13 @@ def slice_gap(records: list[dict], key: str, *, n_resamples: int = 2000, confide
     grouped = group_by_slice(records, key)
     rates = {v: pass_rate(group) for v, group in grouped.items()}
     groups = {v: np.array([r["passed"] for r in group], dtype=float) for v, group in grouped.items()}
-    rng = np.random.default_rng(seed)
-    gaps = np.empty(n_resamples)
-    for b in range(n_resamples):
-        means = [g[rng.integers(0, g.size, g.size)].mean() for g in groups.values()]
-        gaps[b] = max(means) - min(means)
-    tail = (1 - confidence) / 2 * 100
-    lo, hi = np.percentile(gaps, [tail, 100 - tail])
+
+    def gap(draws: list) -> float:
+        means = [g[idx].mean() for g, idx in zip(groups.values(), draws)]
+        return max(means) - min(means)
+
+    lo, hi = bootstrap_ci(gap, [g.size for g in groups.values()], n_resamples=n_resamples, confidence=confidence,
+                          seed=seed)
     worst = min(rates, key=lambda v: rates[v])
     overall = pass_rate(records)
     return {
@@ -48,11 +49,10 @@ def paired_gap_change(candidate: list[dict], baseline: list[dict], key: str, *, 
     def gap(means: list[float]) -> float:
         return max(means) - min(means)
 
-    observed = gap([p[:, 0].mean() for p in pairs.values()]) - gap([p[:, 1].mean() for p in pairs.values()])
-    rng = np.random.default_rng(seed)
-    diffs = np.empty(n_resamples)
-    for b in range(n_resamples):
-        draws = [p[rng.integers(0, len(p), len(p))] for p in pairs.values()]
-        diffs[b] = gap([d[:, 0].mean() for d in draws]) - gap([d[:, 1].mean() for d in draws])
-    lo, hi = np.percentile(diffs, [2.5, 97.5])
-    return float(observed), (float(lo), float(hi))
+    def change(draws: list) -> float:
+        picked = [p[idx] for p, idx in zip(pairs.values(), draws)]
+        return gap([d[:, 0].mean() for d in picked]) - gap([d[:, 1].mean() for d in picked])
+
+    sizes = [len(p) for p in pairs.values()]
+    observed = change([np.arange(n) for n in sizes])
+    return float(observed), bootstrap_ci(change, sizes, n_resamples=n_resamples, seed=seed)

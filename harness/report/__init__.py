@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness import atomic, redaction
-from harness.history import History
 from harness.report import html, summary
-from harness.review import agreement
+from harness.report.review import agreement
+from harness.store.history import History
 
 HTML_FILE = "index.html"
 SUMMARY_FILE = "summary.md"

@@ -13,9 +13,10 @@ import matplotlib
 matplotlib.use("Agg")  # no display on CI machines; must precede pyplot
 import matplotlib.pyplot as plt  # noqa: E402
 
-from harness.report.view import ROLES, Rate  # noqa: E402
+from harness.report.view import Rate  # noqa: E402
+from harness.roles import BASE, CANDIDATE, CHAMPION, ROLES  # noqa: E402
 
-COLORS = {"base": "#9a9a9a", "candidate": "#1f6fd1", "champion": "#e08a1e"}
+COLORS = {BASE: "#9a9a9a", CANDIDATE: "#1f6fd1", CHAMPION: "#e08a1e"}
 RC = {
     "svg.fonttype": "none",  # real <text>: escaped by matplotlib, selectable, smaller than glyph paths
     "svg.hashsalt": "tunegate",  # stable ids, so re-rendering the same run gives the same page
@@ -130,7 +131,7 @@ def length_histogram(name: str, lengths: dict, max_length: int | None) -> str:
     edges, counts = lengths["histogram"]["edges"], lengths["histogram"]["counts"]
     with matplotlib.rc_context(RC):
         fig, ax = plt.subplots(figsize=(6.4, 2.4))
-        ax.bar(edges[:-1], counts, width=edges[1] - edges[0], align="edge", color=COLORS["candidate"],
+        ax.bar(edges[:-1], counts, width=edges[1] - edges[0], align="edge", color=COLORS[CANDIDATE],
                edgecolor="white", linewidth=0.5)
         if max_length is not None and max_length <= edges[-1]:
             ax.axvline(max_length, color="#c2302a", linewidth=1, linestyle="--", label=f"max_length {max_length}")

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from harness.stats import wilson_interval
+from harness.gating.stats import wilson_interval
+from harness.roles import BASE, CANDIDATE, CHAMPION, ROLES
 
-ROLES = ("base", "candidate", "champion")
 MAX_SLICE_VALUES = 10  # a slice key with more values (e.g. customer names) is a label, not a breakdown
 
 
@@ -26,7 +26,7 @@ class ExampleRow:
 
     @property
     def candidate(self) -> dict | None:
-        return self.by_role.get("candidate")
+        return self.by_role.get(CANDIDATE)
 
     @property
     def failed(self) -> bool:
@@ -41,7 +41,7 @@ class ExampleRow:
         """The roles that passed this item while the candidate failed it (champion first)."""
         if not self.failed:
             return []
-        return [r for r in ("champion", "base") if self.passed(r)]
+        return [r for r in (CHAMPION, BASE) if self.passed(r)]
 
     @property
     def critical_failed(self) -> bool:
@@ -69,7 +69,7 @@ def example_rows(results: dict) -> list[ExampleRow]:
 def regression_rank(row: ExampleRow) -> tuple:
     """Sort key for the worst regressions first: critical, then lost vs champion, then vs base."""
     lost = row.regressed_vs
-    return (not row.critical_failed, "champion" not in lost, "base" not in lost)
+    return (not row.critical_failed, CHAMPION not in lost, BASE not in lost)
 
 
 def top_regressions(rows: list[ExampleRow]) -> list[ExampleRow]:
@@ -158,7 +158,7 @@ def slice_labels(rows: list[ExampleRow]) -> list[str]:
 def gate_deltas(gate: dict) -> dict[str, float | None]:
     """The candidate's gate value minus the base's and the champion's value of the same metric."""
     out = {}
-    for role in ("base", "champion"):
+    for role in (BASE, CHAMPION):
         other = gate.get(f"{role}_value")
         if other is None and gate.get("baseline_role") == role:
             other = gate.get("baseline")

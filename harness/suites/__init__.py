@@ -1,26 +1,20 @@
-"""The explicit registry of evaluation suites. Each suite is a module with the same small interface:
+"""The suites: the typed API every suite implements (`harness.suites.api`) and the built-in ones.
 
-- NAME, GATES (gate names), ITEMS (the pytest parameters its per-item tests take);
-- enabled(config), data_paths(config) -> {key: path} (hashed into results and adapter metadata);
-- items(session) -> {param: [item with .id]}: loaded and validated before anything trains;
-- leakage_examples(session): the prompts that must not appear in the training data;
-- evaluate(session) -> outcome (runs every role once, through the engine's cache);
-- gate(name, outcome, session) -> GateResult.
-
-The per-suite pytest files live in `suites/`; the plugin and the verdict consult this registry to
-know which items and gates a complete run must have produced.
+`BUILTIN` is the explicit registry of the suites tunegate ships; `harness.suites.registry` adds the
+suites of other packages (entry points) and of the user's own repository (`suite = "module:Class"`).
+The per-suite pytest files live in `suites/`.
 """
-from harness.suites import (
-    behaviour,
-    bias,
-    diversity,
-    golden,
-    judge,
-    memorisation,
-    mmlu,
-    safety,
-)
+from harness.suites.api import Suite
+from harness.suites.behaviour import Behaviour
+from harness.suites.bias import Bias
+from harness.suites.diversity import Diversity
+from harness.suites.golden import Golden
+from harness.suites.judge import JudgeSuite
+from harness.suites.memorisation import Memorisation
+from harness.suites.mmlu import MMLU
+from harness.suites.safety import Safety
 
-SUITES = {m.NAME: m for m in (golden, safety, mmlu, diversity, bias, behaviour, memorisation, judge)}
+BUILTIN: dict[str, Suite] = {s.name: s for s in (Golden(), Safety(), MMLU(), Diversity(), Bias(), Behaviour(),
+                                                  Memorisation(), JudgeSuite())}
 
-__all__ = ["SUITES"]
+__all__ = ["BUILTIN", "Suite"]

@@ -3,42 +3,50 @@ each one a hard test: any failed check of any behaviour blocks promotion."""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
-from harness.data import Example, load_jsonl
-from harness.gates import GateResult
+from pydantic import Field
+
+from harness.data.examples import load_jsonl
+from harness.gating.gates import GateResult
+from harness.roles import CANDIDATE
+from harness.suites.api import PASSED, Evaluation, ItemCheck, RunView, Suite, SuiteSettings, unknown_gate
 from harness.suites.golden import RubricOutcome, critical_gate, score_examples
 
-NAME = "behaviour"
-ITEMS = ("behaviour",)
-GATES = ("all_pass",)
+
+class BehaviourSettings(SuiteSettings):
+    enabled: bool = Field(True, description="Run the must-have behaviours; every one is a hard test.")
+    path: Path = Field(Path("fixtures/behaviour/behaviours.jsonl"), description="Behaviours with rubrics "
+                       "(the golden format).")
+    max_new_tokens: int = Field(72, ge=1, le=4096, description="Generation budget per answer.")
 
 
-def enabled(config) -> bool:
-    return config.suites.behaviour.enabled
+class Behaviour(Suite[BehaviourSettings, RubricOutcome]):
+    """Must-have behaviours: every one is a hard test, and the gate blocks on any failure."""
 
+    name = "behaviour"
+    settings = BehaviourSettings
+    params = ("behaviour",)
+    gates = ("all_pass",)
 
-def data_paths(config) -> dict:
-    return {"behaviour": config.suites.behaviour.path}
+    def data_paths(self, settings: BehaviourSettings) -> dict[str, Path]:
+        return {"behaviour": settings.path}
 
+    def load_items(self, settings: BehaviourSettings, run: RunView) -> dict[str, list]:
+        examples = load_jsonl(run.path(settings.path), kind="golden")
+        return {"behaviour": [dataclasses.replace(ex, critical=True) for ex in examples]}
 
-def items(session) -> dict[str, list]:
-    examples = load_jsonl(session.config.path(session.config.suites.behaviour.path), kind="golden")
-    return {"behaviour": [dataclasses.replace(ex, critical=True) for ex in examples]}
+    def evaluate(self, settings, items, run) -> Evaluation[RubricOutcome]:
+        ev = score_examples(run, self.name, items["behaviour"], settings.max_new_tokens)
+        metrics = {role: {"passed": sum(r["passed"] for r in recs.values()), "n": len(recs)}
+                   for role, recs in ev.outcome.records.items()}
+        return Evaluation(ev.outcome, ev.records, metrics)
 
+    def check(self, param, item, settings, evaluation) -> ItemCheck:
+        rec = evaluation.outcome.records[CANDIDATE][item.id]
+        return PASSED if rec["passed"] else ItemCheck("fail", f"{rec['reason']} | output: {rec['output'][:200]!r}")
 
-def leakage_examples(session) -> list[Example]:
-    return session.suite_items(NAME)["behaviour"]
-
-
-def evaluate(session) -> RubricOutcome:
-    outcome = score_examples(session, NAME, session.suite_items(NAME)["behaviour"],
-                             session.config.suites.behaviour.max_new_tokens)
-    session.suite_metrics[NAME] = {role: {"passed": sum(r["passed"] for r in recs.values()), "n": len(recs)}
-                                   for role, recs in outcome.records.items()}
-    return outcome
-
-
-def gate(name: str, outcome: RubricOutcome, session) -> GateResult:
-    if name != "all_pass":
-        raise KeyError(f"unknown behaviour gate {name!r}")
-    return critical_gate(f"{NAME}.{name}", NAME, outcome)
+    def gate(self, name, settings, evaluation) -> GateResult:
+        if name != "all_pass":
+            raise unknown_gate(self, name)
+        return critical_gate(self.gate_name(name), self.name, evaluation.outcome)

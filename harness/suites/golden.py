@@ -1,21 +1,42 @@
 """Golden set: each example answered by every role and scored by its rubric; gates on the pass rate.
 
-What a failing example means is decided in suites/test_golden.py: one whose critical checks fail
-fails hard and blocks through the `golden.critical` gate; any other failure is xfail and counts
-toward the aggregate gates. `score_examples` is shared with the behaviour suite.
+An example whose critical checks fail fails hard and blocks through the `golden.critical` gate; any
+other failure is xfail and counts toward the aggregate gates. `score_examples` is shared with the
+behaviour and judge suites.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import Field
 
 from harness import metrics
-from harness.data import Example, load_jsonl
-from harness.gates import GateResult, absolute_gate, all_pass_gate, noninferiority_gate
-from harness.results import example_record
+from harness.data.examples import Example, load_jsonl
+from harness.data.rubrics import score
+from harness.gating.gates import GateResult, absolute_gate, all_pass_gate, noninferiority_gate
+from harness.roles import BASE, CANDIDATE, CHAMPION
+from harness.settings import Section
+from harness.store.results import example_record
+from harness.suites.api import PASSED, Evaluation, ItemCheck, RunView, Suite, SuiteSettings, unknown_gate
 
-NAME = "golden"
-ITEMS = ("example",)
-GATES = ("pass_rate", "noninferior_base", "noninferior_champion", "critical")
+
+class GoldenGates(Section):
+    min_pass_rate: float = Field(0.7, ge=0, le=1, description="Absolute bar on the candidate's golden pass rate.")
+    margin: float = Field(
+        0.05, ge=0, le=1, description="Non-inferiority margin: the largest tolerated drop in pass rate vs base/champion."
+    )
+    alpha: float = Field(
+        0.05, gt=0, lt=1, description="Significance level of the one-sided McNemar exact test for a regression."
+    )
+
+
+class GoldenSettings(SuiteSettings):
+    path: Path = Field(Path("fixtures/demo/golden.jsonl"), description="Golden examples with rubrics (JSONL).")
+    max_new_tokens: int = Field(
+        72, ge=1, le=4096, description="Generation budget per answer (the demo's longest reference is 56 tokens)."
+    )
+    gates: GoldenGates = Field(default_factory=GoldenGates, description="Golden-suite gate thresholds.")
 
 
 @dataclass(frozen=True)
@@ -35,32 +56,18 @@ class RubricOutcome:
 
     def context(self) -> dict:
         """The base's and champion's pass rates, shown next to every gate."""
-        return {"base_value": self.rate("base"), "champion_value": self.rate("champion")}
+        return {"base_value": self.rate(BASE), "champion_value": self.rate(CHAMPION)}
+
+    def candidate_record(self, example_id: str) -> dict:
+        return self.records[CANDIDATE][example_id]
 
 
-def enabled(config) -> bool:
-    return config.suites.golden.enabled
-
-
-def data_paths(config) -> dict:
-    return {"golden": config.suites.golden.path}
-
-
-def items(session) -> dict[str, list]:
-    return {"example": load_jsonl(session.config.path(session.config.suites.golden.path), kind="golden")}
-
-
-def leakage_examples(session) -> list[Example]:
-    return session.suite_items(NAME)["example"]
-
-
-def score_examples(session, suite: str, examples: list[Example], max_new_tokens: int) -> RubricOutcome:
+def score_examples(run: RunView, suite: str, examples: list[Example], max_new_tokens: int
+                   ) -> Evaluation[RubricOutcome]:
     """Answer every example as every role (batched, cached) and score the answers with the rubrics."""
-    from harness.rubrics import score
-
-    prompts = [ex.prompt(session.config.data.system_prompt) for ex in examples]
+    prompts = [ex.prompt(run.config.data.system_prompt) for ex in examples]
     records: dict[str, dict[str, dict]] = {}
-    for role, outputs in session.generate_all(prompts, max_new_tokens).items():
+    for role, outputs in run.generate(prompts, max_new_tokens).items():
         by_id = {}
         for ex, prompt, out in zip(examples, prompts, outputs):
             must_pass = ex.must_pass()
@@ -71,15 +78,7 @@ def score_examples(session, suite: str, examples: list[Example], max_new_tokens:
                 reason=s.reason(),
             )
         records[role] = by_id
-        session.records.extend(by_id.values())
-    return RubricOutcome(examples, records)
-
-
-def evaluate(session) -> RubricOutcome:
-    outcome = score_examples(session, NAME, session.suite_items(NAME)["example"],
-                             session.config.suites.golden.max_new_tokens)
-    session.suite_metrics[NAME] = {role: suite_metrics(list(recs.values())) for role, recs in outcome.records.items()}
-    return outcome
+    return Evaluation(RubricOutcome(examples, records), [r for by_id in records.values() for r in by_id.values()])
 
 
 def suite_metrics(records: list[dict]) -> dict:
@@ -93,21 +92,52 @@ def suite_metrics(records: list[dict]) -> dict:
 
 def critical_gate(name: str, suite: str, outcome: RubricOutcome) -> GateResult:
     critical = [ex for ex in outcome.examples if ex.must_pass()]
-    failed = [ex.id for ex in critical if outcome.records["candidate"][ex.id]["critical_failed"]]
+    failed = [ex.id for ex in critical if outcome.records[CANDIDATE][ex.id]["critical_failed"]]
     return all_pass_gate(name, suite, failed, len(critical))
 
 
-def gate(name: str, outcome: RubricOutcome, session) -> GateResult:
-    """Compute one of GATES."""
-    g = session.config.suites.golden.gates
-    candidate = outcome.outcomes("candidate")
-    full = f"{NAME}.{name}"
-    if name == "pass_rate":
-        return absolute_gate(full, NAME, candidate, g.min_pass_rate, **outcome.context())
-    if name in ("noninferior_base", "noninferior_champion"):
-        role = name.removeprefix("noninferior_")
-        return noninferiority_gate(full, NAME, candidate, outcome.outcomes(role), role, g.margin, g.alpha,
-                                   **outcome.context())
-    if name == "critical":
-        return critical_gate(full, NAME, outcome)
-    raise KeyError(f"unknown golden gate {name!r}")
+def rubric_check(rec: dict) -> ItemCheck:
+    """Pass; or fail if a critical check failed; or xfail with the failed checks."""
+    if rec["passed"]:
+        return PASSED
+    message = f"{rec['reason']} | output: {rec['output'][:200]!r}"
+    if rec["critical_failed"]:
+        return ItemCheck("fail", f"critical example failed: {message}")
+    return ItemCheck("xfail", message)
+
+
+class Golden(Suite[GoldenSettings, RubricOutcome]):
+    """Golden set: each example answered by every role and scored by its rubric; gates on the pass rate."""
+
+    name = "golden"
+    settings = GoldenSettings
+    params = ("example",)
+    gates = ("pass_rate", "noninferior_base", "noninferior_champion", "critical")
+
+    def data_paths(self, settings: GoldenSettings) -> dict[str, Path]:
+        return {"golden": settings.path}
+
+    def load_items(self, settings: GoldenSettings, run: RunView) -> dict[str, list]:
+        return {"example": load_jsonl(run.path(settings.path), kind="golden")}
+
+    def evaluate(self, settings, items, run) -> Evaluation[RubricOutcome]:
+        ev = score_examples(run, self.name, items["example"], settings.max_new_tokens)
+        metrics_ = {role: suite_metrics(list(recs.values())) for role, recs in ev.outcome.records.items()}
+        return Evaluation(ev.outcome, ev.records, metrics_)
+
+    def check(self, param, item, settings, evaluation) -> ItemCheck:
+        return rubric_check(evaluation.outcome.candidate_record(item.id))
+
+    def gate(self, name, settings, evaluation) -> GateResult:
+        g, outcome = settings.gates, evaluation.outcome
+        candidate = outcome.outcomes(CANDIDATE)
+        full = self.gate_name(name)
+        if name == "pass_rate":
+            return absolute_gate(full, self.name, candidate, g.min_pass_rate, **outcome.context())
+        if name in ("noninferior_base", "noninferior_champion"):
+            role = name.removeprefix("noninferior_")
+            return noninferiority_gate(full, self.name, candidate, outcome.outcomes(role), role, g.margin, g.alpha,
+                                       **outcome.context())
+        if name == "critical":
+            return critical_gate(full, self.name, outcome)
+        raise unknown_gate(self, name)

@@ -1,0 +1,2 @@
+"""The `tunegate` command: registry, history, reports, review, export and serving (`main`), and the
+data commands (`data`)."""

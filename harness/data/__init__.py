@@ -1,0 +1,2 @@
+"""Examples (JSONL records validated into typed examples, splits, leakage) and the rubrics that
+score answers to them."""

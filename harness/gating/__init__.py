@@ -1,0 +1,1 @@
+"""Gates and the paired statistics they use."""

@@ -1,0 +1,135 @@
+"""The suite API: what a suite declares (its config table, items, evaluation, item checks and gates)
+and the narrow view of the run it may use (`RunView`). Built-in suites and suites from other
+packages implement the same `Suite` base class; see docs/writing-a-suite.md.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, Protocol, TypeVar
+
+from pydantic import Field
+
+from harness.data.examples import Example
+from harness.gating.gates import GateResult
+from harness.settings import Section
+
+if TYPE_CHECKING:
+    from harness.config import Config
+
+
+class SuiteSettings(Section):
+    """The base of a suite's table, `[suites.<name>]`: every suite can be switched off."""
+
+    enabled: bool = Field(True, description="Run this suite, and let its gates decide promotion.")
+
+
+S = TypeVar("S", bound=SuiteSettings)
+O = TypeVar("O")
+
+
+@dataclass(frozen=True)
+class Evaluation(Generic[O]):
+    """What a suite's evaluation returns: its own typed outcome (read by its item checks and gates),
+    the per-example records of every role (results.json, the report) and the metrics per role."""
+
+    outcome: O
+    records: list[dict] = field(default_factory=list)
+    metrics: dict[str, dict] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ItemCheck:
+    """The verdict on one item of a suite: `pass`, `xfail` (reported, counted by the gates) or `fail`
+    (a hard failure: the run cannot promote)."""
+
+    status: Literal["pass", "xfail", "fail"]
+    message: str = ""
+
+
+PASSED = ItemCheck("pass")
+
+
+class RunView(Protocol):
+    """What a suite may use of the run: the config, its paths and the engine's roles. Every call
+    answers the same items for every role, batched and through the result cache."""
+
+    @property
+    def config(self) -> Config: ...
+
+    @property
+    def workspace(self) -> Path: ...
+
+    def path(self, p: Path) -> Path:
+        """A configured path, resolved against the config's folder."""
+
+    def train_examples(self) -> list[Example]:
+        """The training split (loaded and validated; never trains)."""
+
+    def items(self, suite: str) -> dict[str, list]:
+        """Another suite's items, loaded once per run."""
+
+    def evaluation(self, suite: str) -> Evaluation | None:
+        """Another enabled suite's evaluation (run once per run), or None when it is disabled."""
+
+    def roles(self) -> dict[str, str]:
+        """Role name -> engine role (a champion identical to the candidate reuses its outputs)."""
+
+    def generate(self, prompts: list[list[dict]], max_new_tokens: int, *,
+                 roles: tuple[str, ...] | None = None) -> dict[str, list[str]]:
+        """Greedy answers to the same conversations, per role (every role unless `roles` is given)."""
+
+    def sample(self, prompts: list[list[dict]], k: int, max_new_tokens: int, *, temperature: float, top_p: float,
+               seed: int) -> dict[str, list[list[str]]]:
+        """`k` seeded samples per conversation, per role."""
+
+    def loglikelihood(self, pairs: list[tuple[str, str]], dtype: str | None = None) -> dict[str, list[float]]:
+        """Log-likelihood of each (context, continuation) pair, per role."""
+
+
+class Suite(ABC, Generic[S, O]):
+    """One evaluation suite. Subclasses set the class attributes and implement the abstract methods;
+    nothing they do writes into the run: `evaluate` returns an Evaluation, `gate` a GateResult.
+
+    The suite's pytest module (one file, marked `pytest.mark.tunegate_suite(name)`) has one test per
+    name in `params`, taking that parameter and the `evaluation` fixture and calling
+    `harness.plugin.check_item`, and `test_gate(gate, evaluation, tunegate_run)` calling `check_gate`.
+    """
+
+    name: ClassVar[str]
+    settings: ClassVar[type[SuiteSettings]] = SuiteSettings  # its [suites.<name>] table
+    params: ClassVar[tuple[str, ...]] = ()  # the pytest parameters of its per-item tests
+    gates: ClassVar[tuple[str, ...]]  # its gate names; `<name>.<gate>` in results and reports
+    needs_logprobs: ClassVar[bool] = False  # scored by log-likelihood: a chat-only server cannot run it
+
+    def data_paths(self, settings: S) -> dict[str, Path]:
+        """The files it reads, by a key of their own: hashed into results and adapter metadata."""
+        return {}
+
+    @abstractmethod
+    def load_items(self, settings: S, run: RunView) -> dict[str, list]:
+        """Its items per parameter, each with an `.id`: loaded and validated before anything trains."""
+
+    def leakage_examples(self, settings: S, items: dict[str, list]) -> list[Example]:
+        """Items that must not appear in the training data (default: every item that is an Example)."""
+        return [it for group in items.values() for it in group if isinstance(it, Example)]
+
+    @abstractmethod
+    def evaluate(self, settings: S, items: dict[str, list], run: RunView) -> Evaluation[O]:
+        """Answer or score the items as every role and return the outcome, records and metrics."""
+
+    @abstractmethod
+    def check(self, param: str, item: Any, settings: S, evaluation: Evaluation[O]) -> ItemCheck:
+        """The candidate's verdict on one item of parameter `param`."""
+
+    @abstractmethod
+    def gate(self, name: str, settings: S, evaluation: Evaluation[O]) -> GateResult:
+        """Compute the gate `name` (one of `gates`); its full name is `<suite>.<name>`."""
+
+    def gate_name(self, gate: str) -> str:
+        return f"{self.name}.{gate}"
+
+
+def unknown_gate(suite: Suite, name: str) -> KeyError:
+    return KeyError(f"unknown {suite.name} gate {name!r}; its gates are {', '.join(suite.gates)}")
