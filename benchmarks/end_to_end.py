@@ -15,6 +15,10 @@ engine computed per role (items not found in the cache) and how many it found th
 (2 cores); one repeat takes about half an hour:
 
     .venv/bin/python benchmarks/end_to_end.py [--repeats 3] [--skip-data] [--keep DIR]
+
+`--config` runs every scenario on another config (each scenario's config extends it; the temporary
+folder is then in the .tunegate/ beside it), and `--stop-after` ends each repeat after the named
+scenario: tests/test_benchmarks.py runs the first scenario on a tiny random model that way.
 """
 from __future__ import annotations
 
@@ -29,16 +33,19 @@ import tempfile
 import time
 from pathlib import Path
 
+from harness.config import load_config
+
 ROOT = Path(__file__).resolve().parents[1]
+SCENARIOS = ("first", "rerun", "threshold", "rubric", "data")
 # Runs a command and writes the peak RSS of its process tree's largest member (KiB on Linux).
 PEAK_RSS = ("import resource, subprocess, sys; code = subprocess.call(sys.argv[2:]); "
             "open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)); "
             "sys.exit(code)")
 
 
-def write_config(work: Path, name: str, extra: str = "") -> Path:
+def write_config(work: Path, extends: Path, name: str, extra: str = "") -> Path:
     path = work / f"{name}.toml"
-    path.write_text(f'extends = "{ROOT / "tunegate.toml"}"\n{extra}\n'
+    path.write_text(f'extends = "{extends}"\n{extra}\n'
                     f'[workspace]\ndir = "{work / "ws"}"\nreports = "{work / "reports"}"\n')
     return path
 
@@ -62,31 +69,43 @@ def run(work: Path, scenario: str, config: Path) -> dict:
             "cache_hits": engine.get("cache_hits", 0), "generated_tokens": engine.get("generated_tokens", 0)}
 
 
-def one_repeat(skip_data: bool, keep: Path | None) -> list[dict]:
-    # A temporary folder, or with --keep a new one that outlives the run, for its reports.
-    (ROOT / ".tunegate").mkdir(exist_ok=True)
+def one_repeat(config: Path, scenarios: tuple[str, ...], keep: Path | None) -> list[dict]:
+    """Each of `scenarios`, in order, in a fresh workspace, on configs that extend `config`."""
+    cfg = load_config(config)
+    # A temporary folder in the project's .tunegate/, or with --keep a new one that outlives the run, for its reports.
+    (cfg.root / ".tunegate").mkdir(exist_ok=True)
     folder = (contextlib.nullcontext(keep) if keep
-              else tempfile.TemporaryDirectory(prefix="e2e-", dir=ROOT / ".tunegate"))
+              else tempfile.TemporaryDirectory(prefix="e2e-", dir=cfg.root / ".tunegate"))
+    rows = []
     with folder as tmp:
         work = Path(tmp)
         work.mkdir(parents=True, exist_ok=keep is None)
-        base = write_config(work, "base")
-        rows = [run(work, "first", base), run(work, "rerun", base)]
-        rows.append(run(work, "threshold", write_config(work, "threshold", "[suites.golden.gates]\nmin_pass_rate = 0.61")))
+        base = write_config(work, config, "base")
+        for scenario in scenarios:
+            rows.append(run(work, scenario, scenario_config(work, config, cfg, scenario, base)))
+    return rows
 
+
+def scenario_config(work: Path, config: Path, cfg, scenario: str, base: Path) -> Path:
+    """The config `scenario` runs with: `base`, or one that extends `config` with the scenario's change."""
+    if scenario in ("first", "rerun"):
+        return base
+    if scenario == "threshold":
+        bar = round(cfg.suites.golden.gates.min_pass_rate + 0.01, 4)
+        return write_config(work, config, "threshold", f"[suites.golden.gates]\nmin_pass_rate = {bar}")
+    if scenario == "rubric":
+        golden_file = cfg.path(cfg.suites.golden.path)
         golden = work / "golden"
         golden.mkdir()
-        shutil.copy(ROOT / "fixtures/demo/triage.schema.json", golden)
-        items = [json.loads(line) for line in (ROOT / "fixtures/demo/golden.jsonl").read_text().splitlines()]
+        for schema in golden_file.parent.glob("*.json"):  # the rubrics' JSON schemas, named relative to the file
+            shutil.copy(schema, golden)
+        items = [json.loads(line) for line in golden_file.read_text().splitlines() if line.strip()]
         items[0]["rubric"] = items[0]["rubric"][:-1]
         (golden / "golden.jsonl").write_text("".join(json.dumps(i) + "\n" for i in items))
-        rows.append(run(work, "rubric", write_config(work, "rubric", f'[suites.golden]\npath = "{golden / "golden.jsonl"}"')))
-
-        if not skip_data:
-            lines = (ROOT / "fixtures/demo/train.jsonl").read_text().splitlines()[:-1]
-            (work / "train.jsonl").write_text("\n".join(lines) + "\n")
-            rows.append(run(work, "data", write_config(work, "data", f'[data]\ntrain = "{work / "train.jsonl"}"')))
-    return rows
+        return write_config(work, config, "rubric", f'[suites.golden]\npath = "{golden / "golden.jsonl"}"')
+    lines = cfg.path(cfg.data.train).read_text().splitlines()[:-1]
+    (work / "train.jsonl").write_text("\n".join(lines) + "\n")
+    return write_config(work, config, "data", f'[data]\ntrain = "{work / "train.jsonl"}"')
 
 
 def main() -> None:
@@ -95,10 +114,17 @@ def main() -> None:
     ap.add_argument("--skip-data", action="store_true", help="leave out the retraining scenario")
     ap.add_argument("--keep", type=Path,
                     help="work in this new folder, inside the project, and keep it (repeat i in DIR/i)")
+    ap.add_argument("--config", type=Path, default=ROOT / "tunegate.toml",
+                    help="the config every scenario's config extends (default: the project's tunegate.toml)")
+    ap.add_argument("--stop-after", choices=SCENARIOS, default=SCENARIOS[-1],
+                    help="the last scenario of each repeat (each one runs after those before it)")
     args = ap.parse_args()
+    scenarios = SCENARIOS[: SCENARIOS.index(args.stop_after) + 1]
+    if args.skip_data:
+        scenarios = tuple(s for s in scenarios if s != "data")
     rows = []
     for i in range(args.repeats):
-        for row in one_repeat(args.skip_data, args.keep / str(i) if args.keep else None):
+        for row in one_repeat(args.config.resolve(), scenarios, args.keep / str(i) if args.keep else None):
             print(json.dumps(row), flush=True)
             rows.append(row)
     print(f"\n{'scenario':<10} {'runs':>4} {'min s':>7} {'median s':>9} {'peak RSS MB':>12}  computed per role (last run)")

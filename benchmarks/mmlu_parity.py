@@ -8,6 +8,10 @@ own, with its k-shot examples the first k of its dev split. lm-eval is not a tun
 install it in any Python environment and pass that interpreter.
 
     python benchmarks/mmlu_parity.py --lm-eval-python /path/to/venv/bin/python [--shots 5] [--per-subject 50]
+
+When that interpreter cannot import lm_eval, only tunegate's side runs (its accuracy and time), after
+a line saying so: tests/test_benchmarks.py runs it that way on a tiny model, where lm-eval is not
+installed.
 """
 from __future__ import annotations
 
@@ -88,11 +92,27 @@ def lm_eval_run(python: str, model_dir: Path, rows: list[dict], dev: Path, fmt: 
     return [by_subject[r["subject"]].pop(0) for r in rows], seconds
 
 
+def lm_eval_missing(python: str) -> str | None:
+    """Why `python` cannot run lm-eval (it cannot import lm_eval), or None when it can. An interpreter
+    that does not run at all is an error, not a missing lm-eval."""
+    probe = "import importlib.util, sys; sys.exit(0 if importlib.util.find_spec('lm_eval') else 3)"
+    try:
+        code = subprocess.run([python, "-c", probe], capture_output=True, text=True).returncode
+    except OSError as e:
+        sys.exit(f"--lm-eval-python {python}: cannot run it ({e.strerror})")
+    if code == 3:
+        return f"{python} cannot import lm_eval (install lm_eval[hf] in that environment)"
+    if code != 0:
+        sys.exit(f"--lm-eval-python {python}: the interpreter failed (exit {code})")
+    return None
+
+
 def tunegate_child(model_dir: str, rows_file: str, dev: str, fmt: str, shots: int, dtype: str, batch: int) -> None:
     """In a child process: load the model, score, print the log-likelihoods as JSON."""
-    from harness import mmlu
-    from harness.engine import BASE, Engine
-    from harness.models import load_model, load_tokenizer, resolve_base
+    from harness.engine.local import Engine
+    from harness.engine.models import load_model, load_tokenizer, resolve_base
+    from harness.roles import BASE
+    from harness.suites import mmlu_format as mmlu
 
     def question(r: dict) -> mmlu.Question:
         return mmlu.Question(r["id"], r["subject"], r["question"], tuple(r["choices"]), r["answer"])
@@ -115,8 +135,19 @@ def tunegate_run(model_dir: Path, rows: list[dict], dev: Path, fmt: str, shots: 
     code = (f"from benchmarks.mmlu_parity import tunegate_child; tunegate_child({str(model_dir)!r}, "
             f"{str(rows_file)!r}, {str(dev)!r}, {fmt!r}, {shots}, {dtype!r}, {batch})")
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    if done.returncode:
+        sys.exit(f"tunegate's side failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.splitlines()[-1]), time.perf_counter() - started
+
+
+def tunegate_only(fmt: str, ours: list[list[float]], rows: list[dict], gold: list[int], seconds: list[float]) -> None:
+    """The table's lines with tunegate's figures alone ('-' where lm-eval's would be)."""
+    raw, norm = predictions(ours, rows, fmt)
+    time_s = f"{statistics.median(seconds):.1f} ({min(seconds):.1f})"
+    for name, o in [("acc", raw)] + ([("acc_norm", norm)] if fmt == "cloze" else []):
+        acc = sum(a == g for a, g in zip(o, gold)) / len(gold)
+        print(f"{fmt:7} {name:9} {'-':>14} {acc:13.4f} {'-':>12} {time_s:>15} {'-':>15} {'-':>9}", flush=True)
 
 
 def main() -> None:
@@ -135,8 +166,11 @@ def main() -> None:
     model, dev = Path(args.model), Path(args.dev)
     rows = questions(Path(args.data), args.per_subject)
     gold = [r["answer"] for r in rows]
+    missing = lm_eval_missing(args.lm_eval_python)
     print(f"model {model.name}, {len(rows)} questions, {args.shots}-shot, {args.dtype}, batch {args.batch_size}, "
           f"{args.repeats} run(s) a side; times are whole processes, median (min)")
+    if missing:
+        print(f"lm-eval side skipped: {missing}; tunegate's side only, no parity figures", flush=True)
     print(f"{'format':7} {'metric':9} {'agree':>14} {'tunegate acc':>13} {'lm-eval acc':>12} "
           f"{'tunegate s':>15} {'lm-eval s':>15} {'speed-up':>9}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -145,9 +179,14 @@ def main() -> None:
             for _ in range(args.repeats):
                 ours, seconds = tunegate_run(model, rows, dev, fmt, args.shots, args.dtype, args.batch_size, Path(tmp))
                 ours_s.append(seconds)
+                if missing:
+                    continue
                 theirs, seconds = lm_eval_run(args.lm_eval_python, model, rows, dev, fmt, args.shots, args.dtype,
                                               args.batch_size, Path(tmp))
                 theirs_s.append(seconds)
+            if missing:
+                tunegate_only(fmt, ours, rows, gold, ours_s)
+                continue
             (ours_raw, ours_norm), (theirs_raw, theirs_norm) = predictions(ours, rows, fmt), predictions(theirs, rows, fmt)
             largest = max(abs(a - b) for x, y in zip(ours, theirs) for a, b in zip(x, y))
             metrics = [("acc", ours_raw, theirs_raw)] + ([("acc_norm", ours_norm, theirs_norm)] if fmt == "cloze" else [])

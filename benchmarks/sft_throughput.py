@@ -14,6 +14,9 @@ work. Run it alone (2 cores), after `make eval` has converted the bundled model:
 
     .venv/bin/python benchmarks/sft_throughput.py [--steps 12] [--warmup 2]
 
+`--config` takes another run config (its model, data and training settings); tests/test_benchmarks.py
+runs one step a mode on a tiny random model that way.
+
 Tried and dropped (2026-11-23): padding-free batches (TRL's collator, sequences kept apart by
 position ids) trained no faster here: 172-196 vs 172-179 tokens/s over two runs each. The demo's
 batches are ~20% padding, but SDPA on a CPU then attends over the whole concatenated row, which
@@ -42,19 +45,19 @@ class CountingCollator:
         return self.inner(examples)
 
 
-def measure(mode: str, steps: int, warmup: int) -> dict:
+def measure(mode: str, steps: int, warmup: int, config: Path = ROOT / "tunegate.toml") -> dict:
     from transformers import TrainerCallback
     from trl import SFTConfig, SFTTrainer
 
     from harness.config import load_config
-    from harness.data import load_jsonl
-    from harness.models import load_model, load_tokenizer, resolve_base
+    from harness.data.examples import load_jsonl
+    from harness.engine.models import load_model, load_tokenizer, resolve_base
     from training.sft import build_trainer, lora_config, to_prompt_completion
 
-    cfg = load_config(ROOT / "tunegate.toml")
-    ref = resolve_base(cfg.model.base, ROOT / ".tunegate")
+    cfg = load_config(config)
+    ref = resolve_base(cfg.model.base, cfg.path(cfg.workspace.dir))
     tok = load_tokenizer(ref)
-    train = load_jsonl(ROOT / cfg.data.train)
+    train = load_jsonl(cfg.path(cfg.data.train))
     t = cfg.training
 
     class StepTimes(TrainerCallback):
@@ -101,11 +104,13 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=12, help="timed optimizer steps per mode")
     ap.add_argument("--warmup", type=int, default=2, help="untimed steps first")
     ap.add_argument("--repeats", type=int, default=3, help="each mode runs this many times, interleaved")
+    ap.add_argument("--config", type=Path, default=ROOT / "tunegate.toml",
+                    help="the run config whose model, data and training settings both modes use")
     args = ap.parse_args()
     rates: dict[str, list[float]] = {}
     for _ in range(args.repeats):
         for mode in ("trl-defaults", "tunegate"):
-            row = measure(mode, args.steps, args.warmup)
+            row = measure(mode, args.steps, args.warmup, args.config)
             print(json.dumps(row), flush=True)
             rates.setdefault(mode, []).append(row["tokens_per_s"])
     ref = statistics.median(rates["trl-defaults"])

@@ -34,25 +34,21 @@ OTHER_SUITES = ("safety", "mmlu", "diversity", "bias", "behaviour", "memorisatio
 GOLDEN_ONLY = "".join(f"[suites.{s}]\nenabled = false\n" for s in OTHER_SUITES)
 
 
-def make_project(pytester, tiny_model_dir, repo_root, *, golden=None, min_pass_rate=0.0, extra_config=GOLDEN_ONLY,
-                 train=None) -> Path:
-    root = pytester.path
-    shutil.copytree(repo_root / "suites", root / "suites", ignore=shutil.ignore_patterns("__pycache__"))
-    (root / "data").mkdir(exist_ok=True)
-    write_jsonl(root / "data" / "train.jsonl", train if train is not None else TRAIN)
-    write_jsonl(root / "data" / "val.jsonl", VAL)
-    write_jsonl(root / "data" / "golden.jsonl", golden if golden is not None else golden_rows(ALWAYS))
-    (root / "tunegate.toml").write_text(f"""
+def tiny_toml(model_dir, data: str, *, min_pass_rate: float = 0.0, max_new_tokens: int = 6, eval_steps: int = 2,
+              extra: str = GOLDEN_ONLY) -> str:
+    """A config for the tiny model: a LoRA on two projections, one short epoch, golden-only by default;
+    `data` is the folder (with its trailing slash) of train.jsonl, val.jsonl and golden.jsonl."""
+    return f"""
 [model]
-base = "{tiny_model_dir}"
+base = "{model_dir}"
 dtype = "float32"
 [data]
-train = "data/train.jsonl"
-val = "data/val.jsonl"
+train = "{data}train.jsonl"
+val = "{data}val.jsonl"
 [training]
 epochs = 1
 batch_size = 4
-eval_steps = 2
+eval_steps = {eval_steps}
 max_length = 64
 bf16 = false
 [training.lora]
@@ -62,12 +58,24 @@ target_modules = ["q_proj", "v_proj"]
 [engine]
 batch_size = 4
 [suites.golden]
-path = "data/golden.jsonl"
-max_new_tokens = 6
+path = "{data}golden.jsonl"
+max_new_tokens = {max_new_tokens}
 [suites.golden.gates]
 min_pass_rate = {min_pass_rate}
-{extra_config}
-""")
+{extra}
+"""
+
+
+def make_project(pytester, tiny_model_dir, repo_root, *, golden=None, min_pass_rate=0.0, extra_config=GOLDEN_ONLY,
+                 train=None) -> Path:
+    root = pytester.path
+    shutil.copytree(repo_root / "suites", root / "suites", ignore=shutil.ignore_patterns("__pycache__"))
+    (root / "data").mkdir(exist_ok=True)
+    write_jsonl(root / "data" / "train.jsonl", train if train is not None else TRAIN)
+    write_jsonl(root / "data" / "val.jsonl", VAL)
+    write_jsonl(root / "data" / "golden.jsonl", golden if golden is not None else golden_rows(ALWAYS))
+    (root / "tunegate.toml").write_text(tiny_toml(tiny_model_dir, "data/", min_pass_rate=min_pass_rate,
+                                                  extra=extra_config))
     return root
 
 

@@ -1,2 +1,5 @@
-"""The `tunegate` command: registry, history, reports, review, export and serving (`main`), and the
-data commands (`data`)."""
+"""The `tunegate` command: registry, history, reports, review, export and serving (`commands`), and
+the data commands (`data`)."""
+from harness.cli.commands import main
+
+__all__ = ["main"]

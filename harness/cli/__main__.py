@@ -1,6 +1,6 @@
 """`python -m harness.cli`: the `tunegate` command."""
 import sys
 
-from harness.cli.main import main
+from harness.cli import main
 
 sys.exit(main())
