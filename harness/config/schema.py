@@ -217,7 +217,8 @@ class Suites(Section):
         if not isinstance(data, dict):
             return handler(data)
         root = (info.context or {}).get("root", Path("."))
-        installed = registry.installed()
+        # Entry points are scanned only when a table names no built-in suite: most configs have none.
+        installed = registry.installed() if set(data) - set(cls.model_fields) else {}
         builtin, plugins = {}, {}
         for name, table in data.items():
             ref = table.get("suite") if isinstance(table, dict) else None

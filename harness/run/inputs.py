@@ -90,7 +90,7 @@ class RunInputs:
         loaded (a suite that reads another's items, as the judge reads the golden set, counts both)."""
         data = self.config.data
         loaded = [*self.enabled_suites(), *(s for s in self._items if s not in self.enabled_suites())]
-        suites = {k: p for s in loaded for k, p in self.suite(s)[0].data_paths(self.suite(s)[1]).items()}
+        suites = {k: p for suite, settings in map(self.suite, loaded) for k, p in suite.data_paths(settings).items()}
         paths = {"train": data.train, "val": data.val, **suites}
         return {k: file_sha256(self.path(p)) for k, p in paths.items() if p is not None}
 
