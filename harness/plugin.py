@@ -80,12 +80,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     except TunegateError as e:  # reported as a usage error once collection is done
         state.error = e
         return
+    running = suite.name in state.run.inputs.enabled_suites()
     if "gate" in metafunc.fixturenames:
-        metafunc.parametrize("gate", suite.gates)
+        metafunc.parametrize("gate", suite.active_gates(settings) if running else suite.gates)
     params = [p for p in suite.params if p in metafunc.fixturenames]
     items: dict[str, list] = {}
     try:
-        if params and settings.enabled:
+        if params and running:
             items = state.run.inputs.items(suite.name)
     except TunegateError as e:
         state.error = e
@@ -95,7 +96,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Drop the tests of suites the config disables: they are not part of this project's run."""
+    """Drop the tests of suites that do not run (disabled, or off for want of data): they are not part of
+    this project's run, and the report says why."""
     if not any(item.get_closest_marker(MARKER) for item in items):
         return
     try:
@@ -132,7 +134,7 @@ def expected_coverage(run: Run) -> Coverage:
     for name in run.inputs.enabled_suites():
         suite, _ = run.inputs.suite(name)
         out[name] = {param: {item.id for item in items} for param, items in run.inputs.items(name).items()}
-        out[name]["gate"] = set(suite.gates)
+        out[name]["gate"] = set(run.inputs.active_gates(name))
     return out
 
 
@@ -188,8 +190,8 @@ def evaluation(request: pytest.FixtureRequest, tunegate_run: Run) -> Evaluation:
     """The evaluation of the suite this module is marked with (every role, once per session)."""
     name = request.node.get_closest_marker(MARKER).args[0]
     suite, settings = tunegate_run.inputs.suite(name)
-    if not settings.enabled:
-        pytest.skip(f"suite '{name}' is disabled in the config (suites.{name}.enabled = false)")
+    if reason := tunegate_run.inputs.off_suites().get(name):
+        pytest.skip(f"suite '{name}' is off: {reason}")
     if reason := unavailable(tunegate_run.config, name, suite.needs_logprobs):
         pytest.skip(reason)
     with aborts_on_error(request):

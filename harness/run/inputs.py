@@ -53,7 +53,22 @@ class RunInputs:
                                 f"provides it; known suites: {', '.join(self.known_suites)}") from None
 
     def enabled_suites(self) -> list[str]:
-        return [name for name, (_, settings) in self.known_suites.items() if settings.enabled]
+        """The suites that run: enabled in the config, and not off for want of what they need."""
+        return [name for name in self.known_suites if name not in self.off_suites()]
+
+    def off_suites(self) -> dict[str, str]:
+        """Each suite that does not run, with the reason and the key that turns it on."""
+        off = {}
+        for name, (suite, settings) in self.known_suites.items():
+            if not settings.enabled:
+                off[name] = f"disabled in the config (suites.{name}.enabled = false)"
+            elif reason := suite.off_reason(settings):
+                off[name] = reason
+        return off
+
+    def active_gates(self, suite: str) -> tuple[str, ...]:
+        s, settings = self.suite(suite)
+        return s.active_gates(settings)
 
     def items(self, suite: str) -> dict[str, list]:
         """A suite's items per test parameter, loaded and validated once."""
@@ -63,7 +78,7 @@ class RunInputs:
         return self._items[suite]
 
     def expected_gates(self) -> set[str]:
-        return {self.suite(s)[0].gate_name(g) for s in self.enabled_suites() for g in self.suite(s)[0].gates}
+        return {self.suite(s)[0].gate_name(g) for s in self.enabled_suites() for g in self.active_gates(s)}
 
     def leakage_sets(self, skip: frozenset[Path] = frozenset()) -> dict[str, list[Example]]:
         """Each enabled suite's items that must not appear in the training data, except suites that read

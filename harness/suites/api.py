@@ -102,6 +102,24 @@ class Suite(ABC, Generic[S, O]):
     params: ClassVar[tuple[str, ...]] = ()  # the pytest parameters of its per-item tests
     gates: ClassVar[tuple[str, ...]]  # its gate names; `<name>.<gate>` in results and reports
     needs_logprobs: ClassVar[bool] = False  # scored by log-likelihood: a chat-only server cannot run it
+    # The silent failure of fine-tuning it catches, in a few words ("safety collapse", "forgetting", ...):
+    # the report and results.json list each one as checked or off, and why.
+    failure_mode: ClassVar[str] = ""
+
+    def off_reason(self, settings: S) -> str | None:
+        """Why this enabled suite cannot run with these settings (it has no data of the user's to run on,
+        say), with the key that turns it on; None when it runs. An off suite is not collected, and the
+        report says why."""
+        return None
+
+    def gates_off(self, settings: S) -> dict[str, str]:
+        """Gates these settings switch off (an opt-in bar left unset), each with the reason and the key
+        that turns it on. They are neither collected nor expected; the report lists them."""
+        return {}
+
+    def active_gates(self, settings: S) -> tuple[str, ...]:
+        off = self.gates_off(settings)
+        return tuple(g for g in self.gates if g not in off)
 
     def data_paths(self, settings: S) -> dict[str, Path]:
         """The files it reads, by a key of their own: hashed into results and adapter metadata."""
