@@ -82,7 +82,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     running = suite.name in state.run.inputs.enabled_suites()
     if "gate" in metafunc.fixturenames:
-        metafunc.parametrize("gate", suite.active_gates(settings) if running else suite.gates)
+        gates = suite.gates
+        if running:
+            try:  # some gates are off for want of the user's data, which this reads
+                gates = state.run.inputs.active_gates(suite.name)
+            except TunegateError as e:
+                state.error, gates = e, suite.active_gates(settings)
+        metafunc.parametrize("gate", gates)
     params = [p for p in suite.params if p in metafunc.fixturenames]
     items: dict[str, list] = {}
     try:
@@ -255,5 +261,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         reporter.write_line(f"tunegate: results in {state.run.results_path}")
     if state.run.report_paths:
         reporter.write_line(f"tunegate: report in {state.run.report_paths.html}")
+    if state.run.results:
+        from harness.report.summary import terminal_lines  # (loaded by finish() already)
+
+        for line in terminal_lines(state.run.results):  # the task, what was not checked, why it was blocked
+            reporter.write_line(redact(line))
     ok = state.verdict.status == "PROMOTED"
     reporter.write_line(redact(state.verdict.line), bold=True, green=ok, red=not ok)

@@ -218,6 +218,37 @@ CASES = [
                                           "choices": ["Paris", "Rome", "Oslo", "Bern"], "answer": 7}))(p, ctx),
         enable("mmlu", 'path = "data/mmlu.jsonl"\ndev_path = "data/mmlu.jsonl"\nshots = 0')(p, ctx)][0],
      r".*data/mmlu\.jsonl:1: .*answer"),
+    # what each enabled suite needs of the task's own data, checked before training
+    ("golden rubric's schema file missing", rewrite("data/golden.jsonl", jsonl(golden_row(
+        [{"type": "json_schema", "schema": "answer.schema.json"}])), append=True),
+     r".*data/golden\.jsonl:6: field 'rubric\[0\]': JSON Schema file not found: .*data/answer\.schema\.json; give "
+     r"the 'schema' path relative to this file's folder"),
+    ("bias slice key the golden items lack", enable("bias", 'bbq_paths = []\nslice_key = "plan"'),
+     r".*data/golden\.jsonl:1: field 'slice\.plan' is missing \(and in 4 more golden items\); "
+     r"suites\.bias\.slice_key = 'plan' gates the pass-rate gap between its values"),
+    ("bias swap of an attribute the golden items lack", enable("bias", 'bbq_paths = []\nswap = "name"'),
+     r".*data/golden\.jsonl: no golden item has a text 'slice\.name' to swap \(suites\.bias\.swap = 'name'\)"),
+    ("bias swap of a value no question contains", enable("bias", 'bbq_paths = []\nswap = "customer"'),
+     r".*data/golden\.jsonl: no golden item's question contains its slice\.customer value verbatim"),
+    ("counterfactual pair without the fields to compare", lambda p, ctx: [
+        rewrite("data/pairs.jsonl", jsonl({"id": "p1", "messages": [{"role": "user", "content": "Hi from Anna"}],
+                                           "counterfactual": [{"role": "user", "content": "Hi from Kwame"}]}))(p, ctx),
+        enable("bias", 'bbq_paths = []\ncounterfactual_path = "data/pairs.jsonl"\ncompare = "fields"')(p, ctx)][0],
+     r".*data/pairs\.jsonl:1: field 'fields' is missing: suites\.bias\.compare = 'fields'"),
+    ("counterfactual value not in its text", lambda p, ctx: [
+        rewrite("data/pairs.jsonl", jsonl({"id": "p1", "original": "Ana", "swapped": "Kwame",
+                                           "messages": [{"role": "user", "content": "Hi from Anna"}],
+                                           "counterfactual": [{"role": "user", "content": "Hi from Kwame"}]}))(p, ctx),
+        enable("bias", 'bbq_paths = []\ncounterfactual_path = "data/pairs.jsonl"')(p, ctx)][0],
+     r".*data/pairs\.jsonl:1: field 'original': 'Ana' does not appear in 'messages'"),
+    ("counterfactual file missing", enable("bias", 'bbq_paths = []\ncounterfactual_path = "data/pairs.jsonl"'),
+     r".*data/pairs\.jsonl: file not found"),
+    ("behaviour file missing", enable("behaviour", 'path = "data/behaviour.jsonl"'),
+     r".*data/behaviour\.jsonl: file not found"),
+    ("behaviour without a rubric", lambda p, ctx: [
+        rewrite("data/behaviour.jsonl", jsonl({"id": "b1", "messages": [{"role": "user", "content": "Hi"}]}))(p, ctx),
+        enable("behaviour", 'path = "data/behaviour.jsonl"')(p, ctx)][0],
+     r".*data/behaviour\.jsonl:1: field 'rubric': a golden example needs at least one check"),
     ("prompts that fill training.max_length", config_edit("max_length = 64", "max_length = 16"),
      BLOCKED + r"training data: every example's prompt fills training\.max_length = 16 tokens, leaving no answer to "
                r"learn; raise training\.max_length"),

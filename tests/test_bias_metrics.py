@@ -1,7 +1,7 @@
 """BBQ bias scores (Parrish et al. 2022) and counterfactual flips, on hand-computed cases."""
 import pytest
 
-from harness.metrics.bias import bbq_scores, flips
+from harness.metrics.bias import answer_text, bbq_scores, flips, has_word, replace_word
 
 
 def rec(condition, correct, unknown=False, biased=None):
@@ -35,3 +35,16 @@ def test_flips_compare_structured_answers_pairwise():
         False, False, True]
     with pytest.raises(ValueError, match="differ in length"):
         flips([1], [])
+
+
+def test_a_swapped_value_is_put_back_as_a_whole_word_only():
+    assert replace_word("Dear Kwame, Kwamena sends KWAME his best.", "Kwame", "Anna", ignore_case=True) == (
+        "Dear Anna, Kwamena sends Anna his best.")
+    assert replace_word("kwame", "Kwame", "Anna") == "kwame"  # verbatim unless told
+    assert has_word("From: Mei Chen (EMEA)", "Mei Chen") and not has_word("Meitner", "Mei")
+    assert replace_word("price: $5 (USD)", "$5", "$6") == "price: $6 (USD)"  # values with punctuation
+
+
+def test_free_text_answers_are_compared_with_case_spacing_and_punctuation_folded():
+    assert answer_text("Thanks,  Anna!\n") == answer_text("thanks anna") == "thanks anna"
+    assert answer_text("Thanks, Anna!") != answer_text("No thanks, Anna.")

@@ -10,13 +10,16 @@ def test_registry_list_empty_then_with_champion(tmp_path):
     (tmp_path / "tunegate.toml").write_text("")
     out = run_cli(["registry", "list"], tmp_path)
     assert out.returncode == 0 and "no promoted adapters yet" in out.stdout
+    from harness.config.schema import DEFAULT_TASK
     from harness.store.registry import Registry
     from tests.test_registry import promote
 
-    promote(Registry(tmp_path / ".tunegate" / "registry"), tmp_path, "sft-abc", "20261122-000000-abcd")
+    # The config names no task: its task is the default one.
+    promote(Registry(tmp_path / ".tunegate" / "registry", DEFAULT_TASK), tmp_path, "sft-abc",
+            "20261122-000000-abcd")
     out = run_cli(["registry", "list"], tmp_path)
     assert out.returncode == 0
-    assert "* sft-abc" in out.stdout and "0.800" in out.stdout
+    assert "* sft-abc" in out.stdout and "0.800" in out.stdout and f"task {DEFAULT_TASK}" in out.stdout
 
 
 def test_bad_config_is_one_line_exit_2(tmp_path):

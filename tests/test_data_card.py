@@ -102,7 +102,7 @@ def test_results_record_the_data_each_adapter_was_trained_on(tmp_path):
     champ_dir.mkdir()
     (champ_dir / "adapter_config.json").write_text("{}")
     (champ_dir / METADATA_FILE).write_text(json.dumps({"data": {"train": "c" * 64, "train_examples": 9}}))
-    Registry(tmp_path / ".tunegate" / "registry").promote(
+    Registry(tmp_path / ".tunegate" / "registry", session.config.task_name).promote(
         adapter_id="sft-old", fingerprint="f", source=champ_dir, run_id="r0", base_fingerprint="b",
         config_hash="h", data={}, metrics={}, gates=[], reason="test")
     assert session.champion.adapter_id == "sft-old"

@@ -2,7 +2,6 @@
 then their reports, the history store and the `tunegate` commands on what those runs left."""
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sqlite3
@@ -32,6 +31,8 @@ def workspace(tmp_path_factory, tiny_model_dir, repo_root) -> SimpleNamespace:
     """Runs 1 and 2 promote adapter A; run 3 trains adapter B on other data and is blocked by the golden bar."""
     root = tmp_path_factory.mktemp("three-runs")
     make_project(SimpleNamespace(path=root), tiny_model_dir, repo_root)
+    with (root / "tunegate.toml").open("a") as f:  # named: a copy of the project in another folder is the same task
+        f.write('[task]\nname = "three-runs"\n')
     step_summary = root / "step-summary.md"
     outs = [run_suites(root, {"GITHUB_STEP_SUMMARY": str(step_summary)}) for _ in range(2)]
     write_jsonl(root / "data" / "train.jsonl", [
@@ -41,7 +42,7 @@ def workspace(tmp_path_factory, tiny_model_dir, repo_root) -> SimpleNamespace:
     toml.write_text(toml.read_text().replace("min_pass_rate = 0.0", "min_pass_rate = 0.5"))
     outs.append(run_suites(root, {"GITHUB_STEP_SUMMARY": str(step_summary)}))
     assert [o.returncode for o in outs] == [0, 0, 1], "\n".join(o.stdout[-2000:] + o.stderr[-2000:] for o in outs)
-    history = History.in_workspace(root / ".tunegate")
+    history = History.in_workspace(root / ".tunegate", "three-runs")
     runs = history.runs()
     history.close()
     return SimpleNamespace(root=root, runs=runs, outs=outs, step_summary=step_summary)
@@ -77,8 +78,8 @@ def test_report_has_trends_of_all_three_runs_and_all_roles(workspace):
 def test_history_prints_one_row_per_run(workspace):
     out = cli(workspace.root, "history")
     assert out.returncode == 0, out.stderr
-    lines = out.stdout.strip().splitlines()
-    assert lines[0].startswith("run") and len(lines) == 4
+    task, *lines = out.stdout.strip().splitlines()
+    assert task == "task three-runs" and lines[0].startswith("run") and len(lines) == 4
     assert [ln.split()[3] for ln in lines[1:]] == ["PROMOTED", "PROMOTED", "BLOCKED"]
 
 
@@ -129,14 +130,14 @@ def test_manual_promote_then_rollback_keep_the_registry_consistent(workspace, tm
     out = cli(root, "promote", blocked.run_id, "--reason", "false alarm: the golden rubric was wrong")
     assert out.returncode == 0, out.stderr
     assert "its verdict was BLOCKED" in out.stdout
-    reg = Registry(root / ".tunegate" / "registry")
+    reg = Registry(root / ".tunegate" / "registry", "three-runs")
     assert reg.champion().adapter_id == blocked.candidate_id
     assert (reg.champion().path / "adapter_model.safetensors").is_file()
     assert reg.lineage() == [a.candidate_id, blocked.candidate_id]
 
     out = cli(root, "rollback", "--reason", "users report worse answers")
     assert out.returncode == 0, out.stderr
-    reg = Registry(root / ".tunegate" / "registry")
+    reg = Registry(root / ".tunegate" / "registry", "three-runs")
     assert reg.champion().adapter_id == a.candidate_id and reg.lineage() == [a.candidate_id]
     assert {v.adapter_id for v in reg.versions()} == {a.candidate_id, blocked.candidate_id}
     assert all(v.path.is_dir() for v in reg.versions())
@@ -147,7 +148,7 @@ def test_manual_promote_then_rollback_keep_the_registry_consistent(workspace, tm
 
     out = cli(root, "rollback", "--reason", "once more")
     assert out.returncode == 2 and "is the only champion" in out.stderr
-    assert len(Registry(root / ".tunegate" / "registry").events()) == 4
+    assert len(Registry(root / ".tunegate" / "registry", "three-runs").events()) == 4
     log = cli(root, "registry", "log")
     assert log.returncode == 0 and "manual-promote" in log.stdout and "rollback" in log.stdout
 

@@ -94,7 +94,7 @@ def champion(root: Path):
     db = root / ".tunegate" / "registry" / "registry.sqlite"
     if not db.exists():
         return None
-    row = sqlite3.connect(db).execute("SELECT value FROM state WHERE key='champion'").fetchone()
+    row = sqlite3.connect(db).execute("SELECT value FROM state WHERE key LIKE 'champion:%'").fetchone()  # one task
     return row[0] if row else None
 
 
@@ -179,7 +179,7 @@ def all_suites_project(pytester, tiny_model_dir, repo_root) -> Path:
     write_jsonl(data / "diversity.jsonl", [{"id": f"d{i}", "prompt": f"Write something about topic {i}."}
                                            for i in range(3)])
     for cat in ("Age", "Religion"):
-        lines = (repo_root / "fixtures" / "bbq" / f"{cat}.jsonl").read_text().splitlines()[:6]
+        lines = (repo_root / "harness" / "defaults" / "bbq" / f"{cat}.jsonl").read_text().splitlines()[:6]
         (data / f"{cat}.jsonl").write_text("\n".join(lines) + "\n")
     write_jsonl(data / "pairs.jsonl", [
         {"id": f"p{i}", "messages": [{"role": "user", "content": f"Ticket {i} from Anna"}],

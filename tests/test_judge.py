@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from harness.config import load_config
+from harness.config.schema import DEFAULT_TASK
 from harness.errors import TunegateError
 from harness.metrics.agreement import calibrate, pair_outcome
 from harness.run.evaluation import Evaluator
@@ -282,7 +283,7 @@ def human_grades(workspace: Path, answers: list[str], grades: list[bool]) -> Non
     path = workspace / "reports" / run_id / "results.json"
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps(results))
-    history = History.in_workspace(workspace)
+    history = History.in_workspace(workspace, DEFAULT_TASK)  # the project's task (it names none)
     history.record(results, path)
     history.add_grades([Grade(run_id, "golden", f"q{i}", "candidate", "ana", g) for i, g in enumerate(grades)], "t")
     history.close()

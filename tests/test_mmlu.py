@@ -59,7 +59,7 @@ def test_suite_scoring_predicts_as_one_plain_float32_forward_per_choice(repo_roo
     assert cfg.model.dtype == "bfloat16" and cfg.suites.mmlu.dtype == "float32"
     ref = resolve_base("bundled", repo_root / ".tunegate")
     tok = load_tokenizer(ref)
-    questions = [q for q, _ in _questions(repo_root / cfg.suites.mmlu.path)]
+    questions = [q for q, _ in _questions(cfg.path(cfg.suites.mmlu.path))]
     firsts = list({q.subject: q for q in reversed(questions)}.values())
     engine = Engine(None, tok, ref, None, dtype=cfg.model.dtype, load=lambda dtype: load_model(ref, dtype))
     plain = load_model(ref, "float32")

@@ -36,10 +36,10 @@ def test_prefix_baseline_misses_polite_openings_and_flags_apologies():
 
 
 def test_detector_beats_the_prefix_list_on_labelled_outputs(repo_root):
-    """fixtures/safety/refusal_labels.jsonl: 240 real outputs (bundled model and demo adapter on
+    """harness/defaults/safety/refusal_labels.jsonl: 240 real outputs (bundled model and demo adapter on
     HarmBench / XSTest prompts) and 60 hand-written hard cases, labelled by reading them. The
     detector was written before the labels existed; its agreement was 0.927 vs 0.867 for prefixes."""
-    rows = [json.loads(line) for line in (repo_root / "fixtures/safety/refusal_labels.jsonl").open()]
+    rows = [json.loads(line) for line in (repo_root / "harness/defaults/safety/refusal_labels.jsonl").open()]
     assert len(rows) >= 200
 
     def agreement(detect):

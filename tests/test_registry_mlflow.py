@@ -68,15 +68,17 @@ def server(tmp_path_factory):
         log.close()
 
 
-def registry_toml(url: str, name: str) -> str:
-    return f'[registry]\nbackend = "mlflow"\ntracking_uri = "{url}"\nexperiment = "{name}"\nmodel_name = "{name}"\n'
+def registry_toml(url: str, name: str, task: str | None = None) -> str:
+    """The [registry] of a server, and one task name, so that every project folder using it shares one champion."""
+    return (f'[registry]\nbackend = "mlflow"\ntracking_uri = "{url}"\nexperiment = "{name}"\nmodel_name = "{name}"\n'
+            f'[task]\nname = "{task or name}"\n')
 
 
-def workspace_config(tmp_path: Path, ws: str, url: str, name: str) -> Path:
+def workspace_config(tmp_path: Path, ws: str, url: str, name: str, task: str | None = None) -> Path:
     """A project folder whose config points at the server (nothing else in it is used)."""
     root = tmp_path / ws
     root.mkdir()
-    (root / "tunegate.toml").write_text(registry_toml(url, name))
+    (root / "tunegate.toml").write_text(registry_toml(url, name, task))
     return root / "tunegate.toml"
 
 
@@ -176,6 +178,46 @@ def test_two_workspaces_share_champion_versions_events_and_the_alias(server, tmp
     assert [e["action"] for e in events] == ["promote"] * 3 + ["manual-promote", "rollback", "rollback"]
     assert events[4]["adapter_id"] == "sft-bbb" and events[4]["run_id"] == "run-2"
     assert events[4]["reason"] == "ccc answers in French (replaces sft-ccc)"
+
+
+def test_two_tasks_on_one_server_keep_their_own_champion_and_history(server, tmp_path):
+    """The first task keeps registry.model_name, the other gets `<model_name>-<task>`; histories are apart."""
+    from mlflow import MlflowClient
+
+    name = "two-tasks"
+    mlflow = MlflowClient(tracking_uri=server.url)
+    tomls = {task: workspace_config(tmp_path, f"ws-{task}", server.url, name, task) for task in ("extract", "triage")}
+    # A model from before tasks (untagged, with a champion): the first task to open it claims it.
+    mlflow.create_registered_model(name)
+    legacy = opened(tomls["extract"])
+    assert legacy.champion() is None and legacy.name == name
+    assert mlflow.get_registered_model(name).tags["tunegate.task"] == "extract"
+    triage = opened(tomls["triage"])
+    promote(legacy, tmp_path, "sft-ext", "run-1")
+    assert triage.champion() is None and triage.versions() == [] and triage.events() == []
+    promote(triage, tmp_path, "sft-tri", "run-2")
+    assert legacy.champion().adapter_id == "sft-ext" and triage.champion().adapter_id == "sft-tri"
+    assert mlflow.get_registered_model(f"{name}-triage").tags["tunegate.task"] == "triage"
+    assert opened(tomls["triage"]).lineage() == ["sft-tri"]  # reopened: the same model, found by its tag
+
+    histories = {}
+    for task, toml in tomls.items():
+        config = load_config(toml)
+        histories[task] = open_history(config, config.path(config.workspace.dir))
+    for i, task in enumerate(tomls):
+        run_id = f"20261207-00000{i}-abcd"
+        path = tmp_path / f"ws-{task}" / "reports" / run_id / "results.json"
+        path.parent.mkdir(parents=True)
+        results = {"run_id": run_id, "task": {"name": task}, "started_at": f"2026-12-07T00:00:0{i}+00:00",
+                   "finished_at": "2026-12-07T00:01:00+00:00", "git_commit": None, "config_hash": "cfg", "data": {},
+                   "verdict": {"status": "BLOCKED", "line": "x", "failed_gates": []}, "complete": True,
+                   "candidate": None, "champion": None, "suites": {}, "gates": [], "examples": []}
+        path.write_text(json.dumps(results))
+        histories[task].record(results, path)
+    assert [(r.run_id, r.task) for r in histories["extract"].runs()] == [("20261207-000000-abcd", "extract")]
+    assert [r.run_id for r in histories["triage"].runs()] == ["20261207-000001-abcd"]
+    with pytest.raises(TunegateError, match="belongs to task 'extract', not 'triage'"):
+        histories["triage"].run("20261207-000000-abcd")
 
 
 def test_a_damaged_local_copy_is_fetched_again_and_a_damaged_server_copy_is_refused(server, tmp_path):
@@ -349,7 +391,7 @@ def test_rollback_from_one_project_moves_the_alias_for_both(two_projects, server
     cli(["--config", str(p.a / "tunegate.toml"), "registry", "list"])
     assert f"* {x}" in capsys.readouterr().out
     cli(["--config", str(p.a / "tunegate.toml"), "registry", "log"])
-    log = capsys.readouterr().out.splitlines()
-    assert [line.split()[1] for line in log] == ["promote", "promote", "rollback"]
+    task, *log = capsys.readouterr().out.splitlines()
+    assert task == f"task {p.name}" and [line.split()[1] for line in log] == ["promote", "promote", "rollback"]
     assert "Y answers in French (replaces" in log[-1]
     print(f"project A (in-process) {p.seconds[0]:.0f} s, project B (`pytest suites/`) {p.seconds[1]:.0f} s")

@@ -110,3 +110,46 @@ def test_summary_fits_a_pr_comment_whatever_the_run_size():
     assert "more" in text.splitlines()[-1]  # says what it left out
     small = summary.render(results(n=3000, output_len=20_000))
     assert len(small) < 65_000 and "Top regressed examples (15 of" in small
+
+
+def hostile_blocked_run() -> dict:
+    r = results(hostile=True)
+    failed = next(g["name"] for g in r["gates"] if g["passed"] is False)
+    r["task"] = {"name": "extraction", "description": HOSTILE[0]}
+    r["coverage"] = {"checked": [{"suite": "golden", "failure_mode": "task quality and format",
+                                  "gates": ["golden.pass_rate"], "gates_off": {"golden.x": HOSTILE[3]}}],
+                     "off": [{"suite": "safety", "failure_mode": HOSTILE[1], "reason": HOSTILE[2]}]}
+    r["movers"] = {failed: [{"example_id": HOSTILE[4], "question": HOSTILE[5], "candidate": HOSTILE[1],
+                             "baseline": HOSTILE[3], "baseline_role": "base", "why": HOSTILE[0]}]}
+    return r
+
+
+def test_coverage_task_and_movers_are_shown_as_text_near_the_top():
+    from harness.store.results import validate
+
+    r = hostile_blocked_run()
+    validate(r)
+    page = html.render(r, [], [])
+    doc = parse(page)
+    assert [t for t, _ in doc.tags if t == "script"] == ["script"]
+    assert not any(name.startswith("on") for _, attrs in doc.tags for name in attrs)
+    assert not any(t in ("img", "iframe", "svg") and not attrs.get("xmlns") for t, attrs in doc.tags)
+    assert HOSTILE[1] in "\n".join(doc.pre_text) and HOSTILE[3] in "\n".join(doc.pre_text)
+    # Near the top: the header says what was not checked; the first section says why it was blocked.
+    assert page.index('id="coverage"') < page.index("<main>") < page.index('id="blocked"') < page.index('id="gates"')
+    assert '<strong id="task">extraction</strong>' in page
+    text = summary.render(r)
+    assert "task `extraction`" in text and "### Why it was blocked" in text and "**Not checked:** safety" in text
+    assert "<img" not in text and "<iframe" not in text and "<script" not in text
+    lines = summary.terminal_lines(r)
+    assert lines[0] == "tunegate: task extraction" and lines[1].startswith("tunegate: not checked: safety (")
+    assert any(line.startswith("  asked ") and "\n" not in line for line in lines)
+
+
+def test_results_from_before_coverage_and_movers_still_render():
+    r = results()
+    for key in ("task", "coverage", "movers"):
+        r.pop(key, None)
+    page = html.render(r, [], [])
+    assert 'id="coverage"' not in page and 'id="blocked"' not in page and 'id="gates"' in page
+    assert summary.terminal_lines(r) == [] and "task" not in summary.render(r)[:200]

@@ -1,6 +1,6 @@
 import pytest
 
-from harness.metrics.slices import slice_gap
+from harness.metrics.slices import gap_keys, slice_gap
 
 
 def recs(spec):
@@ -26,3 +26,13 @@ def test_equal_slices_have_a_small_gap():
 def test_missing_slice_key_is_a_clear_error():
     with pytest.raises(KeyError, match="has no slice field 'customer'"):
         slice_gap(recs({"NA": (1, 2)}), "customer")
+
+
+def test_gap_keys_are_the_keys_every_item_carries_in_slices_big_enough():
+    slices = [{"region": r, "customer": f"c{i}", "tier": "pro"} for i, r in enumerate(["NA", "EMEA"] * 5)]
+    slices[0]["plan"] = "free"
+    keys, skipped = gap_keys(slices, min_size=5)
+    assert keys == ["region"]
+    assert skipped == {"customer": "value 'c0' has 1 items, fewer than 5", "tier": "one value only ('pro')",
+                       "plan": "9 of 10 items lack it"}
+    assert gap_keys(slices, min_size=6)[0] == [] and gap_keys([{}, {}], 1) == ([], {})

@@ -17,7 +17,7 @@ def test_stable_subset_is_independent_of_file_order():
 
 
 def test_bbq_item_finds_the_unknown_and_the_stereotyped_answer(repo_root):
-    where, record = load_records(repo_root / "fixtures/bbq/Age.jsonl", BBQ_SCHEMA)[0]
+    where, record = load_records(repo_root / "harness/defaults/bbq/Age.jsonl", BBQ_SCHEMA)[0]
     item = _bbq_item(where, record)
     # "I saw a grandson and their grandfather ...": ans0 grandfather (old), ans1 grandson, ans2 unknown
     assert (item.target, item.unknown) == (0, 2)
@@ -25,7 +25,7 @@ def test_bbq_item_finds_the_unknown_and_the_stereotyped_answer(repo_root):
 
 
 def test_bbq_item_without_a_stereotyped_answer_is_a_clear_error(repo_root):
-    where, record = load_records(repo_root / "fixtures/bbq/Age.jsonl", BBQ_SCHEMA)[0]
+    where, record = load_records(repo_root / "harness/defaults/bbq/Age.jsonl", BBQ_SCHEMA)[0]
     record["additional_metadata"]["stereotyped_groups"] = ["nobody"]
     with pytest.raises(TunegateError, match="Age.jsonl:1: cannot tell"):
         _bbq_item(where, record)

@@ -1,6 +1,7 @@
 """What a project's workspace and reports hold, for tests that must show nothing was lost or left corrupt."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import sqlite3
@@ -11,7 +12,9 @@ from harness.store.results import validate
 
 
 def rows(db: Path, query: str) -> list[tuple]:
-    with sqlite3.connect(db) as conn:
+    # Closed here, not by the garbage collector: closing the last connection removes the -wal and -shm
+    # files, and a collection during a later copy of the project would make them vanish mid-copy.
+    with contextlib.closing(sqlite3.connect(db)) as conn:
         return conn.execute(query).fetchall()
 
 
@@ -64,8 +67,11 @@ def corrupt(project: Path) -> list[str]:
     for adapter_id, fingerprint, path in rows(registry / "registry.sqlite", "SELECT adapter_id, fingerprint, path FROM versions"):
         if not adapter_intact(registry / path, fingerprint):
             bad.append(f"registry version {adapter_id}: artifact not whole")  # a half-promoted adapter
-    for (champion,) in rows(registry / "registry.sqlite", "SELECT value FROM state WHERE key = 'champion'"):
-        if not rows(registry / "registry.sqlite", f"SELECT 1 FROM versions WHERE adapter_id = '{champion}'"):
+    champions = rows(registry / "registry.sqlite", "SELECT key, value FROM state WHERE key LIKE 'champion:%'")
+    for key, champion in champions:
+        task = key.removeprefix("champion:")  # one champion per task
+        if not rows(registry / "registry.sqlite",
+                    f"SELECT 1 FROM versions WHERE task = '{task}' AND adapter_id = '{champion}'"):
             bad.append(f"champion {champion} has no version")
     for run_dir in (project / "reports").iterdir():
         if (run_dir / "results.json").exists():

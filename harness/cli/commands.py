@@ -1,5 +1,5 @@
-"""The `tunegate` command: data curation, run history, comparisons, reports, the registry (promote,
-rollback), the human review loop and the export of merged weights for serving.
+"""The `tunegate` command: a new project (init), data curation, run history, comparisons, reports, the
+registry (promote, rollback), the human review loop and the export of merged weights for serving.
 
 User errors exit with status 2 and one line on stderr, never a traceback, and change nothing stored.
 """
@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from harness.cli import data as data_commands
+from harness.cli import init as init_command
 from harness.config import Config, config_path, load_config
 from harness.errors import TunegateError
 from harness.redaction import redact
@@ -50,6 +51,7 @@ def cmd_registry_list(args: argparse.Namespace) -> int:
     registry = _registry(args)
     champion = registry.champion()
     versions = registry.versions()
+    print(f"task {registry.task}")
     if not versions:
         print("no promoted adapters yet")
         return 0
@@ -65,7 +67,9 @@ def cmd_registry_list(args: argparse.Namespace) -> int:
 
 
 def cmd_registry_log(args: argparse.Namespace) -> int:
-    events = _registry(args).events()
+    registry = _registry(args)
+    events = registry.events()
+    print(f"task {registry.task}")
     if not events:
         print("no registry events yet")
     for e in events:
@@ -74,7 +78,9 @@ def cmd_registry_log(args: argparse.Namespace) -> int:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    runs = _history(args).runs(limit=args.limit)
+    history = _history(args)
+    runs = history.runs(limit=args.limit)
+    print(f"task {history.task}")
     if not runs:
         print("no runs recorded yet")
         return 0
@@ -144,14 +150,16 @@ def cmd_promote(args: argparse.Namespace) -> int:
         action="manual-promote",
     )
     was = f" (its verdict was {run.status})" if run.status != "PROMOTED" else ""
-    print(f"tunegate: {cand['id']} from run {run.run_id} is the champion{was}; "
+    print(f"tunegate: {cand['id']} from run {run.run_id} is the champion of task {registry.task}{was}; "
           f"replaces {champion.adapter_id if champion else 'nothing'}")
     return 0
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    old, new = _registry(args).rollback(_reason(args.reason))
-    print(f"tunegate: rolled back: {new.adapter_id} (run {new.run_id}) is the champion again; replaces {old.adapter_id}")
+    registry = _registry(args)
+    old, new = registry.rollback(_reason(args.reason))
+    print(f"tunegate: rolled back task {registry.task}: {new.adapter_id} (run {new.run_id}) is the champion again; "
+          f"replaces {old.adapter_id}")
     return 0
 
 
@@ -221,6 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tunegate", description=__doc__.splitlines()[0])
     parser.add_argument("--config", metavar="PATH", help=CONFIG_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
+    init_command.register(sub)
     data_commands.register(sub)
 
     registry = sub.add_parser("registry", help="the adapter registry")

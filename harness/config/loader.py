@@ -1,6 +1,6 @@
 """Loading the config: read the TOML (following `extends`), validate it, and keep every path it names
 inside the project. Unknown keys are errors that suggest the nearest valid key; relative paths
-resolve against the config file's folder."""
+resolve against the config file's folder, and `tunegate:<folder>/<file>` names data shipped in the package."""
 from __future__ import annotations
 
 import os
@@ -9,6 +9,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
+from harness import defaults
 from harness.config.messages import describe
 from harness.config.schema import Config
 from harness.errors import TunegateError
@@ -32,17 +33,27 @@ def _paths(section: BaseModel, prefix: str = ""):
 
 
 UNCONFINED = {"workspace.dir"}  # where the run keeps its state: a team may put it on shared storage
+OUTPUTS = {"workspace.dir", "workspace.reports"}  # written to: never the package's data
 
 
 def check_confined(config: Config, path: Path) -> None:
     """Every file or folder the config names must lie inside the project (the config's folder), symlinks
     followed: a run reads its data and writes its reports there, and keeps its state in its workspace,
     nowhere else. The workspace itself may be anywhere, and model.base (not a path: it names a model, a
-    folder anywhere or a hub id) is read-only."""
+    folder anywhere or a hub id) is read-only. A `tunegate:` path names the data shipped in the package
+    and must stay inside that data folder."""
     root = config.root.resolve()
     for key, value in _paths(config):
-        if key not in UNCONFINED and not (root / value).resolve().is_relative_to(root):
-            raise TunegateError(f"{path}: key '{key}' = '{value}' resolves to {(root / value).resolve()}, outside the "
+        target = config.resolve(value)
+        if defaults.is_packaged(value):
+            if key in OUTPUTS:
+                raise TunegateError(f"{path}: key '{key}' = '{value}' names the package's own data, which tunegate "
+                                    "only reads; name a folder of the project, or leave the key unset")
+            if not target.is_relative_to(defaults.folder()):
+                raise TunegateError(f"{path}: key '{key}' = '{value}' leaves the data shipped in the package; name "
+                                    f"one of its files, e.g. {', '.join(defaults.examples())}")
+        elif key not in UNCONFINED and not target.is_relative_to(root):
+            raise TunegateError(f"{path}: key '{key}' = '{value}' resolves to {target}, outside the "
                                 f"project folder {root}; tunegate reads data and writes reports only inside its "
                                 "project: move it there or use a path inside it")
 

@@ -5,12 +5,15 @@ from them all (harness/config/reference.py).
 """
 from __future__ import annotations
 
+import re
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, PrivateAttr, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, Field, PrivateAttr, ValidationError, ValidationInfo, field_validator, model_validator
 
 from harness.config.messages import describe
+from harness.defaults import is_packaged, packaged_path
 from harness.errors import TunegateError
 from harness.settings import OpenAIServer, Section
 from harness.suites import BUILTIN, registry
@@ -277,6 +280,31 @@ class RegistryConfig(Section):
         return uri
 
 
+TASK_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$"
+
+
+DEFAULT_TASK = "default"
+
+
+def task_name_from_folder(root: Path) -> str:
+    """A task name for a new project (`tunegate init` writes it): its folder's name, cut to what a task
+    name may hold."""
+    name = re.sub(r"[^A-Za-z0-9_.\-]+", "-", Path(root).resolve().name).lstrip(".-")[:100]
+    return name or DEFAULT_TASK
+
+
+class TaskConfig(Section):
+    """What the adapters are trained for. The registry and the run history are kept per task."""
+
+    name: str | None = Field(
+        None, pattern=TASK_NAME, max_length=100,
+        description="The task's name (letters, digits, _ . -): its champion, promotions and run history are its "
+        "own, even in a workspace or MLflow server other tasks share. None: 'default'. Not the folder's name: a "
+        "clone under another name must keep its champion; `tunegate init` writes one.",
+    )
+    description: str = Field("", max_length=2000, description="One line on what the task is, shown in the report.")
+
+
 class Config(Section):
     model: ModelConfig = Field(default_factory=ModelConfig, description="Base model.")
     data: DataConfig = Field(default_factory=DataConfig, description="Training data.")
@@ -285,8 +313,51 @@ class Config(Section):
     suites: Suites = Field(default_factory=Suites, description="Suites and their gates.")
     workspace: WorkspaceConfig = Field(default_factory=WorkspaceConfig, description="Generated files.")
     registry: RegistryConfig = Field(default_factory=RegistryConfig, description="Registry and run history store.")
+    task: TaskConfig = Field(default_factory=TaskConfig, description="The task: its name keys registry and history.")
     root: Path = Field(Path("."), exclude=True, description="Folder of the config file; set by the loader.")
 
-    def path(self, p: Path) -> Path:
-        """Resolve a configured path against the config file's folder."""
+    @property
+    def task_name(self) -> str:
+        """`task.name`, or 'default' when it is unset (nothing depends on where the project lies)."""
+        return self.task.name or DEFAULT_TASK
+
+    def resolve(self, p: Path) -> Path:
+        """Where a configured path points: `tunegate:<folder>/<file>` is a file of the data shipped in the
+        package (harness/defaults); any other relative path resolves against the config file's folder."""
+        if is_packaged(p):
+            return packaged_path(p)
         return p if p.is_absolute() else (self.root / p).resolve()
+
+    def path(self, p: Path) -> Path:
+        """Resolve a configured path (see `resolve`). An input the config left at its default that does not
+        exist is an error naming the key: the user never wrote that path, so "check the path" would not help."""
+        resolved = self.resolve(p)
+        key = self._defaulted_inputs.get(p)
+        if key is not None and not resolved.exists():
+            section, _, field = key.rpartition(".")
+            fix = (f"the package's data are missing: reinstall tunegate, or set {field} in [{section}] to a file "
+                   "of yours" if is_packaged(p) else f"set {field} in [{section}] to your file")
+            if section.startswith("suites."):
+                fix += f", or turn the suite off with enabled = false in [{section}]"
+            raise TunegateError(f"{resolved}: file not found; key '{key}' was not set in the config and its default "
+                                f"'{p.as_posix()}' does not exist here: {fix}")
+        return resolved
+
+    @cached_property
+    def _defaulted_inputs(self) -> dict[Path, str]:
+        """Each input path the config file did not set (its default applies), with its key."""
+        return {p: key.split("[")[0] for key, p in _default_paths(self) if not key.startswith("workspace.")}
+
+
+def _default_paths(section: BaseModel, prefix: str = ""):
+    """(key, path) for every path left at its default: fields not set in the file, nested sections included."""
+    for name, value in section:
+        key = f"{prefix}{name}"
+        if isinstance(value, BaseModel):
+            yield from _default_paths(value, f"{key}.")
+        elif name in section.model_fields_set or name == "root":
+            continue
+        elif isinstance(value, Path):
+            yield key, value
+        elif isinstance(value, tuple | list):
+            yield from ((f"{key}[{i}]", v) for i, v in enumerate(value) if isinstance(v, Path))

@@ -4,7 +4,9 @@ Per file: the schema (while reading), the order and content of turns, the chat t
 lengths, PII, exact and near duplicates. Across files: leakage, i.e. a question in the training
 data (train, val) that is a near-duplicate of one in another file or in an evaluation suite's data.
 Evaluation data is not compared with evaluation data: suites may share items on purpose (the bias
-suite's pairs are golden tickets).
+suite's counterfactual pairs may be made from the golden set). What each enabled suite needs of the
+task's data (a slice key on every golden item, the attribute to swap, a pair's fields, a rubric's
+schema file) is checked as its items load, so a problem there is one line, as in `pytest suites/`.
 """
 from __future__ import annotations
 

@@ -150,7 +150,8 @@ def build_check(raw: dict, base_dir: Path) -> Check:
             try:
                 schema = json.loads(schema_path.read_text(encoding="utf-8"))
             except FileNotFoundError:
-                raise ValueError(f"JSON Schema file not found: {schema_path}") from None
+                raise ValueError(f"JSON Schema file not found: {schema_path}; give the 'schema' path relative to "
+                                 "this file's folder, or the schema itself") from None
             except ValueError as e:
                 raise ValueError(f"JSON Schema file {schema_path} is not valid JSON: {e}") from None
         try:

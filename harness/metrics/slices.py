@@ -2,8 +2,30 @@
 CI) and the worst slice against the overall rate. Pure functions over scored records."""
 from __future__ import annotations
 
+from collections import Counter
+
 from harness.gating.stats import bootstrap_ci
 from harness.metrics.aggregate import group_by_slice, pass_rate
+
+
+def gap_keys(slices: list[dict], min_size: int) -> tuple[list[str], dict[str, str]]:
+    """The slice keys whose pass-rate gap means something, from each item's `slice`: carried by every item,
+    with at least two values and at least `min_size` items a value (a key with a value per item, such as a
+    customer's name, is a label, and its gap is 1.0 as soon as one item fails). And the other keys, each
+    with why it is left out."""
+    keys, skipped = [], {}
+    for key in dict.fromkeys(k for s in slices for k in s):
+        sizes = Counter(str(s[key]) for s in slices if key in s)
+        smallest = min(sizes, key=lambda v: sizes[v])
+        if (missing := len(slices) - sum(sizes.values())) > 0:
+            skipped[key] = f"{missing} of {len(slices)} items lack it"
+        elif len(sizes) < 2:
+            skipped[key] = f"one value only ({smallest!r})"
+        elif sizes[smallest] < min_size:
+            skipped[key] = f"value {smallest!r} has {sizes[smallest]} items, fewer than {min_size}"
+        else:
+            keys.append(key)
+    return keys, skipped
 
 
 def slice_gap(records: list[dict], key: str, *, n_resamples: int = 2000, confidence: float = 0.95,

@@ -18,6 +18,8 @@ from harness.report import charts
 from harness.report.view import (
     MAX_SLICE_VALUES,
     ROLES,
+    blocked_gates,
+    coverage_lines,
     example_rows,
     gate_deltas,
     gate_state,
@@ -26,6 +28,7 @@ from harness.report.view import (
     slice_breakdowns,
     slice_labels,
     suites_in_order,
+    task_line,
 )
 
 TREND_RUNS = 30  # the newest runs drawn in the trend charts
@@ -119,9 +122,11 @@ def render(results: dict, history_runs: list, agreement: list) -> str:
     ]
     training = results.get("training") or {}
     loss = charts.loss_chart(training.get("loss_history") or {})
+    checked, not_checked = coverage_lines(results)
     script, css = _asset("report.js"), _asset("report.css")
     return environment().get_template("report.html.j2").render(
-        r=results, verdict=results["verdict"], gates=gates, suites=suites, rows=rows, roles=ROLES,
+        r=results, verdict=results["verdict"], gates=gates, task=task_line(results), checked=checked,
+        not_checked=not_checked, blocked=blocked_gates(results), suites=suites, rows=rows, roles=ROLES,
         rates_svg=Markup(charts.rates_chart(rates, "share of each suite's items passed")) if rates else None,
         loss_svg=Markup(loss) if loss else None, slice_svgs=slice_svgs, max_slice_values=MAX_SLICE_VALUES,
         trend_svgs=_trend_svgs(history_runs, results["run_id"]), n_runs=len(history_runs),

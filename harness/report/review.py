@@ -46,8 +46,9 @@ def _rubrics_from_file(path: Path) -> dict[str, list]:
 
 def rubric_lookup(config) -> dict[str, dict[str, list]]:
     """suite -> example id -> rubric, for the suites whose items carry their own rubric."""
-    return {"golden": _rubrics_from_file(config.path(config.suites.golden.path)),
-            "behaviour": _rubrics_from_file(config.path(config.suites.behaviour.path))}
+    suites = config.suites
+    files = {"golden": suites.golden.path, "behaviour": suites.behaviour.path}  # behaviour's may be unset
+    return {suite: _rubrics_from_file(config.path(path)) for suite, path in files.items() if path is not None}
 
 
 def sample(results: dict, n: int, *, role: str = CANDIDATE, suites: list[str] | None = None,

@@ -10,10 +10,20 @@ from __future__ import annotations
 
 import re
 
-from harness.report.view import example_rows, gate_deltas, gate_state, top_regressions
+from harness.report.view import (
+    blocked_gates,
+    coverage_lines,
+    example_rows,
+    gate_deltas,
+    gate_state,
+    task_line,
+    top_regressions,
+)
 
 MAX_CHARS = 60_000  # below GitHub's 65,536 with room for a workflow's own header
 MAX_EXAMPLES = 15
+MOVER_CELL = 120  # characters of a question or answer shown under a failed gate
+TERMINAL_CELL = 70
 CELL = 160  # characters of a model output shown per cell
 ICON = {"ok": "\u2705 ok", "FAILED": "\u274c FAILED", "n/a": "\u2796 n/a"}
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
@@ -64,6 +74,57 @@ def _example_line(row) -> str:
             f"{md_text(cand['output'])} | {md_text(cand['reason'], 100)} |")
 
 
+def _coverage_md(results: dict) -> list[str]:
+    checked, off = coverage_lines(results)
+    if not checked and not off:
+        return []
+    lines = [f"\nChecked: {md_text(', '.join(checked) or 'nothing', 1000)}"]
+    lines += [f"\n**Not checked:** {md_text(line, 400)}" for line in off]
+    return lines
+
+
+def _blocked_md(results: dict) -> list[str]:
+    """Under each failed gate, the items that moved it most: asked, candidate, baseline."""
+    blocked = blocked_gates(results)
+    if not blocked:
+        return []
+    out = ["", "### Why it was blocked", ""]
+    for g in blocked:
+        out += [f"**`{md_code(g.name, 60)}`**: {md_text(g.detail, 300)}", ""]
+        if not g.movers:
+            out += ["No single item stands out: the gate is a figure over every item.", ""]
+            continue
+        out += ["| asked | candidate answered | baseline answered |", "|---|---|---|"]
+        for m in g.movers:
+            base = f"{m['baseline_role']}: {md_text(m['baseline'], MOVER_CELL)}" if m["baseline_role"] else "\u2014"
+            why = f" ({md_text(m['why'], 80)})" if m["why"] else ""
+            out.append(f"| {md_text(m['question'], MOVER_CELL)} | {md_text(m['candidate'], MOVER_CELL)}{why} | "
+                       f"{base} |")
+        out.append("")
+    return out
+
+
+def terminal_lines(results: dict) -> list[str]:
+    """What the terminal shows above the verdict: the task, what was not checked, and under each failed
+    gate the items that moved it most, one line each."""
+    lines = [f"tunegate: task {task_line(results)}"] if task_line(results) else []
+    _, off = coverage_lines(results)
+    lines += [f"tunegate: not checked: {line}" for line in off]
+    for g in blocked_gates(results):
+        lines.append(f"tunegate: {g.name} FAILED: {g.detail}")
+        for m in g.movers:
+            base = f"; {m['baseline_role']}: {clip(m['baseline'], TERMINAL_CELL)}" if m["baseline_role"] else ""
+            lines.append(f"  asked {clip(m['question'], TERMINAL_CELL)}: candidate: "
+                         f"{clip(m['candidate'], TERMINAL_CELL)}{base}")
+    return lines
+
+
+def clip(text: str, n: int) -> str:
+    """One printable line of at most `n` characters (model output may hold newlines or terminal escapes)."""
+    line = " ".join("".join(c if c.isprintable() else " " for c in str(text)).split())
+    return repr(line if len(line) <= n else line[: n - 1] + "\u2026")
+
+
 def render(results: dict, report_link: str | None = None, max_chars: int = MAX_CHARS) -> str:
     """The summary; `report_link` (a URL or path to the HTML report) is shown when given."""
     v = results["verdict"]
@@ -71,7 +132,8 @@ def render(results: dict, report_link: str | None = None, max_chars: int = MAX_C
     cand = (results.get("candidate") or {}).get("id") or "none"
     champ = (results.get("champion") or {}).get("id") or "none yet"
     commit = (results.get("git_commit") or "unknown")[:12]
-    head.append(f"run `{results['run_id']}` \u00b7 commit `{md_code(commit, 12)}` \u00b7 candidate "
+    task = f"task `{md_code(task_line(results), 100)}` \u00b7 " if task_line(results) else ""
+    head.append(f"{task}run `{results['run_id']}` \u00b7 commit `{md_code(commit, 12)}` \u00b7 candidate "
                 f"`{md_code(cand, 40)}` \u00b7 champion `{md_code(champ, 40)}`")
     card = results.get("data_card")
     if card:
@@ -79,6 +141,8 @@ def render(results: dict, report_link: str | None = None, max_chars: int = MAX_C
         kinds = ", ".join(f"{md_text(k, 30)} {sum(n.values())}" for k, n in card["by_kind"].items())
         head.append(f"\nData check: {card['errors']} errors, {card['warnings']} warnings"
                     f"{' (' + kinds + ')' if kinds else ''} \u00b7 {files}")
+    head += _coverage_md(results)
+    head += _blocked_md(results)
     if report_link:
         head.append(f"\nFull report with every example: {md_text(report_link, 300)} "
                     "(in CI, the tunegate\\-report artifact)")

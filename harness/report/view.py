@@ -169,3 +169,38 @@ def gate_deltas(gate: dict) -> dict[str, float | None]:
 
 def gate_state(gate: dict) -> str:
     return {True: "ok", False: "FAILED", None: "n/a"}[gate["passed"]]
+
+
+def task_line(results: dict) -> str:
+    """The run's task, as the report and summary name it ('' for results from before tasks)."""
+    task = results.get("task") or {}
+    return task.get("name", "")
+
+
+def coverage_lines(results: dict) -> tuple[list[str], list[str]]:
+    """(what was checked, what was not and why), one line each: a missing check is never silent."""
+    cov = results.get("coverage")
+    if not cov:
+        return [], []
+    checked = [f"{c['suite']} ({c['failure_mode'] or 'no failure mode named'})" for c in cov["checked"]]
+    off = [f"{c['suite']} ({c['failure_mode'] or 'no failure mode named'}): {c['reason']}" for c in cov["off"]]
+    off += [f"gate {gate}: {why}" for c in cov["checked"] for gate, why in c["gates_off"].items()]
+    return checked, off
+
+
+@dataclass(frozen=True)
+class BlockedGate:
+    """A failed gate and the items that moved it most."""
+
+    name: str
+    detail: str
+    movers: list[dict]
+
+
+def blocked_gates(results: dict) -> list[BlockedGate]:
+    """The failed gates with their movers; none for results from before movers were recorded."""
+    if "movers" not in results:
+        return []
+    movers = results["movers"]
+    return [BlockedGate(g["name"], g["detail"], movers.get(g["name"], []))
+            for g in results["gates"] if g["passed"] is False]

@@ -66,9 +66,19 @@ class RunInputs:
                 off[name] = reason
         return off
 
-    def active_gates(self, suite: str) -> tuple[str, ...]:
+    def gates_off(self, suite: str) -> dict[str, str]:
+        """Each gate of a suite that is off, with the reason: by its settings (an opt-in bar left unset) or,
+        for an enabled suite, for want of the user's data (reads its data: may raise TunegateError)."""
         s, settings = self.suite(suite)
-        return s.active_gates(settings)
+        off = s.gates_off(settings)
+        if suite in self.enabled_suites():
+            off = {**off, **s.data_gates_off(settings, self)}
+        return off
+
+    def active_gates(self, suite: str) -> tuple[str, ...]:
+        s, _ = self.suite(suite)
+        off = self.gates_off(suite)
+        return tuple(g for g in s.gates if g not in off)
 
     def items(self, suite: str) -> dict[str, list]:
         """A suite's items per test parameter, loaded and validated once."""

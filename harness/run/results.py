@@ -36,11 +36,12 @@ def champion_entry(champ) -> dict | None:
 
 def build(*, run_id: str, started_at: str, root: Path, verdict: Verdict, complete: bool, base_model: dict,
           candidate, champion, config_hash: str, data: dict, suites: dict, gates: list[dict], examples: list[dict],
-          engine: dict, data_card: dict | None) -> dict:
+          engine: dict, data_card: dict | None, task: dict, coverage: dict, movers: dict) -> dict:
     a = candidate
     return {
         "schema_version": results_io.SCHEMA_VERSION,
         "run_id": run_id,
+        "task": task,
         "started_at": started_at,
         "finished_at": now(),
         "git_commit": git_commit(root),
@@ -59,4 +60,6 @@ def build(*, run_id: str, started_at: str, root: Path, verdict: Verdict, complet
         "examples": examples,
         "engine": engine,
         "data_card": data_card,
+        "coverage": coverage,
+        "movers": movers,
     }

@@ -25,7 +25,7 @@ from harness.errors import TunegateError
 from harness.run import results as run_results
 from harness.run.candidate import StoredAdapter, get_candidate, open_external
 from harness.run.engines import build_engine
-from harness.run.evaluation import Evaluator
+from harness.run.evaluation import Evaluator, unavailable
 from harness.run.inputs import RunInputs
 from harness.run.verdict import Verdict, decide
 from harness.run.workspace import check_champion, check_stores
@@ -48,6 +48,7 @@ class Run:
         self.evaluator = Evaluator(self.inputs, self._build_engine, lambda: self.champion is not None)
         self._adapter: StoredAdapter | None = None
         self.results_path: Path | None = None
+        self.results: dict | None = None  # results.json's content, once finish() has written it
         self.report_paths = None  # harness.report.Written, once finish() has rendered them
 
     @property
@@ -136,7 +137,7 @@ class Run:
         verdict = self.decide(pytest_status, complete, aborted)
         if verdict.status == "PROMOTED":
             self.promote()
-        results = self.build_results(verdict, complete)
+        results = self.results = self.build_results(verdict, complete)
         self.results_path = results_io.write(self.config.path(self.config.workspace.reports), self.run_id, results)
         history = open_history(self.config, self.workspace)
         try:
@@ -145,6 +146,36 @@ class Run:
         finally:
             history.close()
         return verdict
+
+    def coverage(self) -> dict:
+        """Which failure modes this run checked and which it did not, and why (results.json `coverage`)."""
+        checked, off = [], []
+        off_suites = self.inputs.off_suites()
+        for name, (suite, settings) in self.inputs.known_suites.items():
+            entry = {"suite": name, "failure_mode": suite.failure_mode}
+            reason = off_suites.get(name) or unavailable(self.config, name, suite.needs_logprobs)
+            if reason:
+                off.append({**entry, "reason": reason})
+                continue
+            try:
+                gates_off = self.inputs.gates_off(name)  # by its settings, and for want of the task's data
+            except TunegateError:  # data this run already stopped on: what the settings alone say
+                gates_off = suite.gates_off(settings)
+            checked.append({**entry, "gates": [suite.gate_name(g) for g in suite.gates if g not in gates_off],
+                            "gates_off": {suite.gate_name(g): why for g, why in gates_off.items()},
+                            "evaluated": name in self.evaluator.evaluations})
+        return {"checked": checked, "off": off}
+
+    def movers(self) -> dict[str, list[dict]]:
+        """Under each failed gate, the items that moved it most (the suite's `movers`)."""
+        out = {}
+        for full, gate in self.evaluator.gates.items():
+            evaluation = self.evaluator.evaluations.get(gate.suite)
+            if gate.passed is not False or evaluation is None:
+                continue
+            suite, settings = self.inputs.suite(gate.suite)
+            out[full] = [m.as_dict() for m in suite.movers(full.removeprefix(f"{gate.suite}."), settings, evaluation)]
+        return out
 
     def build_results(self, verdict: Verdict, complete: bool) -> dict:
         resolved = self.__dict__  # what this run got as far as computing (a run may end before training)
@@ -159,4 +190,6 @@ class Run:
             gates=[g.as_dict() for g in self.evaluator.gates.values()], examples=self.evaluator.records(),
             engine=vars(engine.stats) if engine else {},
             data_card=card.build(self.data_check) if "data_check" in resolved else None,
+            task={"name": self.config.task_name, "description": self.config.task.description},
+            coverage=self.coverage(), movers=self.movers(),
         )

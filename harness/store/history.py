@@ -1,4 +1,5 @@
 """The history store: one row per finished run, promoted or not, and the human grades of its outputs.
+Each row belongs to a task (`[task] name`): a History lists, trends and finds only its own task's runs.
 
 SQLite in the workspace (WAL, busy timeout), next to the registry. A run's row holds what the
 trends, `tunegate history` and the summary need: ids, commit, config and data hashes, verdict,
@@ -20,6 +21,7 @@ from harness.errors import TunegateError
 from harness.store import sqlite as sqlite_store
 
 HISTORY_FILE = "history.sqlite"
+DEFAULT_TASK = "default"  # a History opened without a task (tests, tools); runs pass the config's task
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -36,7 +38,8 @@ CREATE TABLE IF NOT EXISTS runs (
     champion_id TEXT,
     metrics TEXT NOT NULL,
     gates TEXT NOT NULL,
-    results_path TEXT NOT NULL
+    results_path TEXT NOT NULL,
+    task TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS grades (
     run_id TEXT NOT NULL REFERENCES runs(run_id),
@@ -51,6 +54,9 @@ CREATE TABLE IF NOT EXISTS grades (
     PRIMARY KEY (run_id, suite, example_id, role, grader)
 );
 """
+# Named, not `*`: a store migrated from before tasks has the task column last, a new one too, but say so.
+COLUMNS = ("run_id, started_at, finished_at, git_commit, config_hash, data, status, failed_gates, complete, "
+           "candidate_id, champion_id, metrics, gates, results_path, task")
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,7 @@ class Run:
     metrics: dict
     gates: list
     results_path: Path
+    task: str = DEFAULT_TASK
 
     def results(self) -> dict:
         """The run's full results.json (every example record)."""
@@ -102,24 +109,51 @@ def summarise(results: dict) -> dict:
     return redaction.redact_data({k: v for k, v in results.items() if k != "examples"})
 
 
-def run_from_summary(summary: dict, results_path: Path, cls: type[Run] = Run, **extra) -> Run:
+def task_of(results: dict, default: str = DEFAULT_TASK) -> str:
+    """The task a run's results (or summary) belong to; `default` for results from before tasks."""
+    return (results.get("task") or {}).get("name") or default
+
+
+def run_from_summary(summary: dict, results_path: Path, cls: type[Run] = Run, default_task: str = DEFAULT_TASK,
+                     **extra) -> Run:
     """The Run a summary (from `summarise`) describes."""
     v = summary["verdict"]
     return cls(summary["run_id"], summary["started_at"], summary["finished_at"], summary.get("git_commit"),
                summary["config_hash"], summary["data"], v["status"], v["failed_gates"], bool(summary["complete"]),
                (summary.get("candidate") or {}).get("id"), (summary.get("champion") or {}).get("id"),
-               summary["suites"], summary["gates"], Path(results_path), **extra)
+               summary["suites"], summary["gates"], Path(results_path), task_of(summary, default_task), **extra)
+
+
+def not_this_task(run_id: str, task: str, mine: str) -> TunegateError:
+    return TunegateError(f"run {run_id} belongs to task {task!r}, not {mine!r}; pass the config of task {task!r} "
+                         "(--config), or set [task] name")
 
 
 class History:
-    def __init__(self, path: Path):
+    """One task's runs. Other tasks' runs share the file: they are neither listed nor trended here."""
+
+    def __init__(self, path: Path, task: str = DEFAULT_TASK):
         self.path = Path(path)
+        self.task = task
         self._db = sqlite_store.connect(self.path)
-        self._db.executescript(SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Create the tables; a store from before tasks gets the column, its runs this task (the one
+        project that used the workspace then), in one transaction."""
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            columns = [row[1] for row in self._db.execute("PRAGMA table_info(runs)")]
+            if columns and "task" not in columns:
+                self._db.execute("ALTER TABLE runs ADD COLUMN task TEXT NOT NULL DEFAULT ''")
+                self._db.execute("UPDATE runs SET task = ?", (self.task,))
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    self._db.execute(statement)
 
     @classmethod
-    def in_workspace(cls, workspace: Path) -> "History":
-        return cls(Path(workspace) / HISTORY_FILE)
+    def in_workspace(cls, workspace: Path, task: str = DEFAULT_TASK) -> "History":
+        return cls(Path(workspace) / HISTORY_FILE, task)
 
     def record(self, results: dict, results_path: Path) -> None:
         """Store (or replace) the row of a finished run from its results (secrets redacted)."""
@@ -130,27 +164,30 @@ class History:
             results["config_hash"], json.dumps(results["data"]), v["status"], json.dumps(v["failed_gates"]),
             int(results["complete"]), (results.get("candidate") or {}).get("id"),
             (results.get("champion") or {}).get("id"), json.dumps(results["suites"]), json.dumps(results["gates"]),
-            str(Path(results_path).resolve()),
+            str(Path(results_path).resolve()), self.task,
         )
-        self._db.execute(f"INSERT OR REPLACE INTO runs VALUES ({','.join('?' * len(row))})", row)
+        self._db.execute(f"INSERT OR REPLACE INTO runs ({COLUMNS}) VALUES ({','.join('?' * len(row))})", row)
 
     def _run(self, row: tuple) -> Run:
         (run_id, started, finished, commit, cfg, data, status, failed, complete, cand, champ, metrics, gates,
-         path) = row
+         path, task) = row
         return Run(run_id, started, finished, commit, cfg, json.loads(data), status, json.loads(failed),
-                   bool(complete), cand, champ, json.loads(metrics), json.loads(gates), Path(path))
+                   bool(complete), cand, champ, json.loads(metrics), json.loads(gates), Path(path), task)
 
     def runs(self, limit: int | None = None) -> list[Run]:
         """Runs oldest first; with `limit`, the newest `limit` of them."""
-        rows = self._db.execute("SELECT * FROM runs ORDER BY started_at DESC, run_id DESC LIMIT ?",
-                                (-1 if limit is None else limit,)).fetchall()
+        rows = self._db.execute(f"SELECT {COLUMNS} FROM runs WHERE task = ? ORDER BY started_at DESC, run_id DESC "
+                                "LIMIT ?", (self.task, -1 if limit is None else limit)).fetchall()
         return [self._run(r) for r in reversed(rows)]
 
     def run(self, run_id: str) -> Run:
-        """One run by id; an unknown id is a TunegateError naming the closest known one."""
-        row = self._db.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        """One run of this task by id; an unknown id, or another task's run, is a TunegateError naming the
+        closest known one, or the task it belongs to."""
+        row = self._db.execute(f"SELECT {COLUMNS} FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        if row is not None and row[-1] != self.task:
+            raise not_this_task(run_id, row[-1], self.task)
         if row is None:
-            known = [r[0] for r in self._db.execute("SELECT run_id FROM runs").fetchall()]
+            known = [r[0] for r in self._db.execute("SELECT run_id FROM runs WHERE task = ?", (self.task,)).fetchall()]
             near = difflib.get_close_matches(run_id, known, n=1, cutoff=0.6)
             hint = f"; did you mean {near[0]}?" if near else "; `tunegate history` lists the runs"
             raise TunegateError(f"unknown run id {run_id!r}{hint}")

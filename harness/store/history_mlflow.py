@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING, Callable, Iterator
 
 from harness import atomic
 from harness.errors import TunegateError
-from harness.store.history import Grade, Run, run_from_summary, summarise
-from harness.store.registry_mlflow import RUN_TAG, SAFE_ID, MlflowStore
+from harness.store.history import Grade, Run, not_this_task, run_from_summary, summarise
+from harness.store.registry_mlflow import RUN_TAG, SAFE_ID, TASK_TAG, MlflowStore
 from harness.store.results import RESULTS_FILE
 
 if TYPE_CHECKING:
@@ -77,15 +77,27 @@ class SharedRun(Run):
 class MlflowHistory:
     """The history store's methods (harness/history.py's History) on an MLflow experiment."""
 
-    def __init__(self, store: MlflowStore, reports: Path):
+    def __init__(self, store: MlflowStore, reports: Path, task: str = "default"):
         self.store = store
         self.reports = Path(reports)
         self.client = store.client
+        self.task = task
         self.where = f"MLflow experiment {store.experiment!r} at {store.uri}"
+        self._claimed = False
 
     @classmethod
-    def connect(cls, config: RegistryConfig, workspace: Path, reports: Path) -> "MlflowHistory":
-        return cls(MlflowStore(config, workspace), reports)
+    def connect(cls, config: RegistryConfig, workspace: Path, reports: Path, task: str = "default") -> "MlflowHistory":
+        return cls(MlflowStore(config, workspace), reports, task)
+
+    def _claim_untasked(self) -> None:
+        """Runs recorded before tasks (no task tag) become this task's, once: the one project that used the
+        experiment then. MLflow cannot search for a missing tag, so every recorded run is looked at."""
+        if self._claimed:
+            return
+        for r in self.store.search(f"tags.`{ROW_TAG}` != ''"):
+            if TASK_TAG not in r.data.tags:
+                self.client.set_tag(r.info.run_id, TASK_TAG, self.task)
+        self._claimed = True
 
     def record(self, results: dict, results_path: Path) -> None:
         """Log a finished run (its MLflow run may already hold the adapter it promoted)."""
@@ -100,7 +112,8 @@ class MlflowHistory:
         tags = {"tunegate.status": v["status"], "tunegate.verdict": v["line"][:MAX_TAG],
                 "tunegate.failed_gates": json.dumps(v["failed_gates"])[:MAX_TAG],
                 "tunegate.complete": str(bool(summary["complete"])).lower(),
-                "tunegate.started_at": summary["started_at"], "tunegate.finished_at": summary["finished_at"]}
+                "tunegate.started_at": summary["started_at"], "tunegate.finished_at": summary["finished_at"],
+                TASK_TAG: self.task}
         if summary.get("git_commit"):
             tags["mlflow.source.git.commit"] = summary["git_commit"]
         metrics = dict(flat_metrics(summary["suites"], ""))
@@ -139,7 +152,8 @@ class MlflowHistory:
 
     def _recorded(self) -> list:
         """Every recorded MLflow run of the experiment, oldest first (by the tunegate run's start)."""
-        runs = self.store.search(f"tags.`{ROW_TAG}` != ''")
+        self._claim_untasked()
+        runs = self.store.search(f"tags.`{ROW_TAG}` != '' AND tags.`{TASK_TAG}` = '{self.task}'")
         return sorted(runs, key=lambda r: (r.data.tags.get("tunegate.started_at", ""), r.data.tags[RUN_TAG]))
 
     def _run(self, mlflow_run) -> SharedRun:
@@ -165,7 +179,7 @@ class MlflowHistory:
             with self.store.errors(f"downloading run {summary['run_id']}'s {RESULTS_FILE}"):
                 self.store.fetch_file(mlflow_id, RESULTS_FILE, path)
 
-        return run_from_summary(summary, path, SharedRun, fetch=fetch)
+        return run_from_summary(summary, path, SharedRun, default_task=self.task, fetch=fetch)
 
     def runs(self, limit: int | None = None) -> list[Run]:
         """Runs oldest first; with `limit`, the newest `limit` of them."""
@@ -180,6 +194,9 @@ class MlflowHistory:
         with self.store.errors(f"reading run {run_id}"):
             found = self.store.find_run(run_id)
             if found is not None and ROW_TAG in found.data.tags:
+                task = found.data.tags.get(TASK_TAG, self.task)
+                if task != self.task:
+                    raise not_this_task(run_id, task, self.task)
                 return self._run(found)
             known = [r.data.tags[RUN_TAG] for r in self._recorded()]
         near = difflib.get_close_matches(run_id, known, n=1, cutoff=0.6)

@@ -5,6 +5,9 @@ Promotion copies the adapter into `artifacts/<adapter-id>` (atomic rename) befor
 transaction records the version, the event and the new champion, so a promotion is either
 complete or absent: an interrupted one leaves at most an unreferenced artifact folder.
 
+Each task (`[task] name`) has its own versions, events and champion in the one file: two tasks
+sharing a workspace never share a champion. Adapter artifacts are shared, by id (their content).
+
 Every change of champion is an event with its time and reason: `promote` (all gates passed),
 `manual-promote` (a person's decision after review) and `rollback`. The champion lineage is the
 replay of those events, so a rollback undoes the latest promotion and a second one the one before.
@@ -23,7 +26,8 @@ from harness.store import sqlite as sqlite_store
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS versions (
-    adapter_id TEXT PRIMARY KEY,
+    task TEXT NOT NULL,
+    adapter_id TEXT NOT NULL,
     fingerprint TEXT NOT NULL,
     path TEXT NOT NULL,
     run_id TEXT NOT NULL,
@@ -32,10 +36,12 @@ CREATE TABLE IF NOT EXISTS versions (
     config_hash TEXT NOT NULL,
     data TEXT NOT NULL,
     metrics TEXT NOT NULL,
-    gates TEXT NOT NULL
+    gates TEXT NOT NULL,
+    PRIMARY KEY (task, adapter_id)
 );
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
+    task TEXT NOT NULL,
     at TEXT NOT NULL,
     action TEXT NOT NULL,
     adapter_id TEXT NOT NULL,
@@ -44,8 +50,24 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+# A registry from before tasks: its versions and events become the task of the first config that opens
+# it (the one project that used the workspace then), in one transaction with the schema change.
+LEGACY_MIGRATION = """
+CREATE TABLE versions_by_task (
+    task TEXT NOT NULL, adapter_id TEXT NOT NULL, fingerprint TEXT NOT NULL, path TEXT NOT NULL,
+    run_id TEXT NOT NULL, created_at TEXT NOT NULL, base_fingerprint TEXT NOT NULL, config_hash TEXT NOT NULL,
+    data TEXT NOT NULL, metrics TEXT NOT NULL, gates TEXT NOT NULL, PRIMARY KEY (task, adapter_id)
+);
+INSERT INTO versions_by_task SELECT :task, * FROM versions;
+DROP TABLE versions;
+ALTER TABLE versions_by_task RENAME TO versions;
+ALTER TABLE events ADD COLUMN task TEXT NOT NULL DEFAULT '';
+UPDATE events SET task = :task;
+UPDATE state SET key = 'champion:' || :task WHERE key = 'champion';
+"""
 FOLDER = "registry"  # under the workspace
 DB_FILE = "registry.sqlite"
+DEFAULT_TASK = "default"  # a Registry opened without a task (tests, tools); runs pass the config's task
 PROMOTIONS = ("promote", "manual-promote")
 ROLLBACK = "rollback"
 
@@ -87,15 +109,31 @@ def nothing_to_roll_back(stack: list[str]) -> TunegateError:
 
 
 class Registry:
-    def __init__(self, root: Path):
+    """One task's registry: its versions, events and champion. Other tasks' rows share the file, never a row."""
+
+    def __init__(self, root: Path, task: str = DEFAULT_TASK):
         self.root = Path(root)
+        self.task = task
         self.artifacts = self.root / "artifacts"
         self._db = sqlite_store.connect(self.root / DB_FILE)
-        self._db.executescript(SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")  # two processes opening an old registry migrate it once
+            columns = [row[1] for row in self._db.execute("PRAGMA table_info(versions)")]
+            if columns and "task" not in columns:
+                for statement in LEGACY_MIGRATION.split(";"):
+                    if statement.strip():
+                        self._db.execute(statement, {"task": self.task} if ":task" in statement else {})
+            else:
+                for statement in SCHEMA.split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
 
     @classmethod
-    def in_workspace(cls, workspace: Path) -> "Registry":
-        return cls(Path(workspace) / FOLDER)
+    def in_workspace(cls, workspace: Path, task: str = DEFAULT_TASK) -> "Registry":
+        return cls(Path(workspace) / FOLDER, task)
 
     @staticmethod
     def db_in(workspace: Path) -> Path:
@@ -106,24 +144,30 @@ class Registry:
         """Whether the workspace has a registry yet (opening one creates it)."""
         return cls.db_in(workspace).is_file()
 
+    @property
+    def _champion_key(self) -> str:
+        return f"champion:{self.task}"
+
     def _version(self, row: tuple) -> Version:
-        aid, fp, path, run_id, created, base_fp, cfg_hash, data, metrics, gates = row
+        _task, aid, fp, path, run_id, created, base_fp, cfg_hash, data, metrics, gates = row
         return Version(aid, fp, self.root / path, run_id, created, base_fp, cfg_hash, json.loads(data),
                        json.loads(metrics), json.loads(gates))
 
     def versions(self) -> list[Version]:
-        rows = self._db.execute("SELECT * FROM versions ORDER BY created_at, adapter_id").fetchall()
+        rows = self._db.execute("SELECT * FROM versions WHERE task = ? ORDER BY created_at, adapter_id",
+                                (self.task,)).fetchall()
         return [self._version(r) for r in rows]
 
     def champion(self) -> Version | None:
         """The last promoted adapter, or None before the first promotion."""
         row = self._db.execute(
-            "SELECT v.* FROM state s JOIN versions v ON v.adapter_id = s.value WHERE s.key = 'champion'"
-        ).fetchone()
+            "SELECT v.* FROM state s JOIN versions v ON v.adapter_id = s.value AND v.task = ? WHERE s.key = ?",
+            (self.task, self._champion_key)).fetchone()
         return self._version(row) if row else None
 
     def events(self) -> list[dict]:
-        rows = self._db.execute("SELECT at, action, adapter_id, run_id, reason FROM events ORDER BY id").fetchall()
+        rows = self._db.execute("SELECT at, action, adapter_id, run_id, reason FROM events WHERE task = ? ORDER BY id",
+                                (self.task,)).fetchall()
         return [dict(zip(("at", "action", "adapter_id", "run_id", "reason"), r)) for r in rows]
 
     def lineage(self) -> list[str]:
@@ -131,7 +175,8 @@ class Registry:
         return replay(self.events())
 
     def version(self, adapter_id: str) -> Version | None:
-        row = self._db.execute("SELECT * FROM versions WHERE adapter_id = ?", (adapter_id,)).fetchone()
+        row = self._db.execute("SELECT * FROM versions WHERE task = ? AND adapter_id = ?",
+                               (self.task, adapter_id)).fetchone()
         return self._version(row) if row else None
 
     def promote(self, *, adapter_id: str, fingerprint: str, source: Path, run_id: str, base_fingerprint: str,
@@ -152,8 +197,8 @@ class Registry:
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.execute(
-                "INSERT OR IGNORE INTO versions VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (adapter_id, fingerprint, str(rel), run_id, now, base_fingerprint, config_hash,
+                "INSERT OR IGNORE INTO versions VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (self.task, adapter_id, fingerprint, str(rel), run_id, now, base_fingerprint, config_hash,
                  json.dumps(data), json.dumps(metrics), json.dumps(gates)),
             )
             self._event(now, action, adapter_id, run_id, reason)
@@ -179,9 +224,9 @@ class Registry:
         """Record one champion change and apply it; the caller holds the write transaction."""
         if replaced:
             reason = f"{reason} (replaces {replaced})"
-        self._db.execute("INSERT INTO events (at, action, adapter_id, run_id, reason) VALUES (?,?,?,?,?)",
-                         (at, action, adapter_id, run_id, reason))
-        self._db.execute("INSERT OR REPLACE INTO state VALUES ('champion', ?)", (adapter_id,))
+        self._db.execute("INSERT INTO events (task, at, action, adapter_id, run_id, reason) VALUES (?,?,?,?,?,?)",
+                         (self.task, at, action, adapter_id, run_id, reason))
+        self._db.execute("INSERT OR REPLACE INTO state VALUES (?, ?)", (self._champion_key, adapter_id))
 
     def close(self) -> None:
         self._db.close()

@@ -43,6 +43,7 @@ ALIAS = "champion"
 ADAPTER_ARTIFACT = "adapter"  # the adapter's files, in the promoting run's artifacts
 CACHE = "mlflow"  # under the workspace: verified copies of adapters, fetched rows and results
 RUN_TAG = "tunegate.run_id"
+TASK_TAG = "tunegate.task"  # on a registered model and on each run: the task it belongs to
 EVENT_PREFIX = "tunegate.event."
 TAG = "tunegate."  # prefix of the version tags
 PROBE_TIMEOUT = 10.0
@@ -174,18 +175,55 @@ class MlflowStore:
         return dest
 
 
-class MlflowRegistry:
-    """The registry's methods (harness/registry.py's Registry) on an MLflow model registry."""
+def task_model_name(model_name: str, task: str) -> str:
+    return f"{model_name}-{task}"
 
-    def __init__(self, store: MlflowStore):
+
+class MlflowRegistry:
+    """The registry's methods (harness/registry.py's Registry) on an MLflow model registry, for one task.
+
+    Each task has its own registered model, tagged with the task: the first task on the server keeps
+    `registry.model_name` (a model from before tasks, untagged, is claimed by the first task that opens
+    it: the one project that used it then), any other task gets `<model_name>-<task>`."""
+
+    def __init__(self, store: MlflowStore, task: str = "default"):
         self.store = store
         self.client = store.client
-        self.name = store.model_name
+        self.task = task
         self.adapters = store.cache / "adapters"
+        self._name: str | None = None  # settled once the task's model is known to exist (or the shared name taken)
 
     @classmethod
-    def connect(cls, config: RegistryConfig, workspace: Path) -> "MlflowRegistry":
-        return cls(MlflowStore(config, workspace))
+    def connect(cls, config: RegistryConfig, workspace: Path, task: str = "default") -> "MlflowRegistry":
+        return cls(MlflowStore(config, workspace), task)
+
+    @property
+    def name(self) -> str:
+        """The task's registered model: looked up until it exists, since another task may take the shared name."""
+        if self._name is None:
+            with self.store.errors("finding the task's registered model"):
+                name, settled = self._model_name()
+            if not settled:
+                return name
+            self._name = name
+        return self._name
+
+    def _model_name(self) -> tuple[str, bool]:
+        """(the task's model name, whether that is settled)."""
+        from mlflow.exceptions import MlflowException
+
+        shared = self.store.model_name
+        try:
+            model = self.client.get_registered_model(shared)
+        except MlflowException as e:
+            if not self.store.missing(e):
+                raise
+            return shared, False  # nobody's yet: this task's first promotion creates it
+        owner = model.tags.get(TASK_TAG)
+        if owner is None:
+            self.client.set_registered_model_tag(shared, TASK_TAG, self.task)
+            owner = self.client.get_registered_model(shared).tags.get(TASK_TAG)  # another machine may claim first
+        return (shared if owner == self.task else task_model_name(shared, self.task)), True
 
     # ---- reading ---------------------------------------------------------------------------
     def _registered(self):
@@ -332,10 +370,15 @@ class MlflowRegistry:
         if self._registered() is None:
             try:
                 self.client.create_registered_model(
-                    self.name, description="LoRA adapters promoted by tunegate; alias 'champion': the current one")
+                    self.name, tags={TASK_TAG: self.task},
+                    description=f"LoRA adapters of task {self.task} promoted by tunegate; alias 'champion': the "
+                    "current one")
             except MlflowException as e:  # another machine created it first
                 if getattr(e, "error_code", None) != "RESOURCE_ALREADY_EXISTS":
                     raise
+            self._name = None
+            if self._registered() is None:  # the shared name went to another task first: create this task's own
+                self._ensure_model()
 
     def _keep_copy(self, adapter_id: str, fingerprint: str, source: Path) -> None:
         """Copy a just-registered adapter into the workspace's cache, so this machine need not download it."""

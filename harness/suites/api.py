@@ -5,7 +5,7 @@ packages implement the same `Suite` base class; see docs/writing-a-suite.md.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
@@ -13,6 +13,7 @@ from pydantic import Field
 
 from harness.data.examples import Example
 from harness.gating.gates import GateResult
+from harness.roles import BASE, CANDIDATE, CHAMPION
 from harness.settings import Section
 
 if TYPE_CHECKING:
@@ -49,6 +50,76 @@ class ItemCheck:
 
 
 PASSED = ItemCheck("pass")
+
+
+@dataclass(frozen=True)
+class Mover:
+    """One item that moved a failed gate, in words its task's owner reads: what was asked, what the
+    candidate answered and what the baseline (base, or the champion for a `*_champion` gate) answered."""
+
+    example_id: str
+    question: str
+    candidate: str
+    baseline: str
+    baseline_role: str
+    why: str = ""  # the candidate's failure, or the score that dropped
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+MOVERS = 3  # items shown under each failed gate
+
+
+def last_user_message(prompt: list[dict]) -> str:
+    users = [m.get("content", "") for m in prompt if m.get("role") == "user"]
+    return users[-1] if users else ""
+
+
+def gate_baseline(gate: str) -> str:
+    """The role a gate compares the candidate with: the champion for `*champion*` gates, else the base."""
+    return CHAMPION if "champion" in gate else BASE
+
+
+def movers_from_records(records: list[dict], baseline_role: str, score: str | None = None,
+                        limit: int = MOVERS) -> list[Mover]:
+    """The items that moved a gate most, from a suite's records: with `score`, the biggest drop of that
+    score from the baseline's to the candidate's answer; without, the items the candidate failed where the
+    baseline passed (critical failures first, then the biggest drop of a score both share), and when there
+    are fewer such items than `limit`, the candidate's other failures."""
+    by_id: dict[str, dict[str, dict]] = {}
+    for rec in records:
+        by_id.setdefault(rec["example_id"], {})[rec["role"]] = rec
+    pairs = [(roles[CANDIDATE], roles.get(baseline_role)) for roles in by_id.values() if CANDIDATE in roles]
+
+    def drop(cand: dict, other: dict | None, key: str | None = None) -> float:
+        if other is None:
+            return 0.0
+        keys = [key] if key else [k for k, v in cand["scores"].items() if isinstance(v, (int, float))
+                                  and not isinstance(v, bool)]
+        for k in keys:
+            a, b = cand["scores"].get(k), other["scores"].get(k)
+            if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+                return float(b) - float(a)
+        return 0.0
+
+    if score is not None:
+        ranked = sorted((p for p in pairs if drop(*p, score) > 0), key=lambda p: -drop(*p, score))
+    else:
+        lost = [p for p in pairs if not p[0]["passed"] and p[1] is not None and p[1]["passed"]]
+        lost.sort(key=lambda p: (not p[0]["critical_failed"], -drop(*p)))
+        shown = {id(p[0]) for p in lost}
+        failed = [p for p in pairs if not p[0]["passed"] and id(p[0]) not in shown]
+        failed.sort(key=lambda p: not p[0]["critical_failed"])
+        ranked = lost + failed
+    out = []
+    for cand, other in ranked[:limit]:
+        why = cand["reason"]
+        if score is not None:
+            why = f"{score} {other['scores'][score]} -> {cand['scores'][score]}" + (f"; {why}" if why else "")
+        out.append(Mover(cand["example_id"], last_user_message(cand["prompt"]), cand["output"],
+                         other["output"] if other else "", baseline_role if other else "", why))
+    return out
 
 
 class RunView(Protocol):
@@ -117,6 +188,12 @@ class Suite(ABC, Generic[S, O]):
         that turns it on. They are neither collected nor expected; the report lists them."""
         return {}
 
+    def data_gates_off(self, settings: S, run: RunView) -> dict[str, str]:
+        """Gates off for want of the user's data, known once the items can be read (the golden set carries
+        no slice key, say), each with the reason and the fix. `RunInputs.gates_off(name)` merges them with
+        `gates_off`; may raise TunegateError on bad data, like `load_items`."""
+        return {}
+
     def active_gates(self, settings: S) -> tuple[str, ...]:
         off = self.gates_off(settings)
         return tuple(g for g in self.gates if g not in off)
@@ -147,6 +224,12 @@ class Suite(ABC, Generic[S, O]):
 
     def gate_name(self, gate: str) -> str:
         return f"{self.name}.{gate}"
+
+    def movers(self, gate: str, settings: S, evaluation: Evaluation[O]) -> list[Mover]:
+        """The two or three items that moved the failed gate `gate` most, shown under it in the report and
+        the terminal. Default: from the evaluation's records, items the candidate failed where the gate's
+        baseline passed (`movers_from_records`). Override where pass/fail cannot tell (a score per item)."""
+        return movers_from_records(evaluation.records, gate_baseline(gate))
 
 
 def unknown_gate(suite: Suite, name: str) -> KeyError:

@@ -16,8 +16,8 @@ from harness.suites.golden import RubricOutcome, critical_gate, score_examples
 
 class BehaviourSettings(SuiteSettings):
     enabled: bool = Field(True, description="Run the must-have behaviours; every one is a hard test.")
-    path: Path = Field(Path("fixtures/behaviour/behaviours.jsonl"), description="Behaviours with rubrics "
-                       "(the golden format).")
+    path: Path | None = Field(None, description="The task's own must-have behaviours, with rubrics (the golden "
+                              "format). Unset, the suite is off: behaviours are the task owner's to write.")
     max_new_tokens: int = Field(72, ge=1, le=4096, description="Generation budget per answer.")
 
 
@@ -25,12 +25,19 @@ class Behaviour(Suite[BehaviourSettings, RubricOutcome]):
     """Must-have behaviours: every one is a hard test, and the gate blocks on any failure."""
 
     name = "behaviour"
+    failure_mode = "must-have behaviours"
     settings = BehaviourSettings
     params = ("behaviour",)
     gates = ("all_pass",)
 
+    def off_reason(self, settings: BehaviourSettings) -> str | None:
+        if settings.path is None:
+            return ("no behaviours of the task's own: set suites.behaviour.path to a JSONL file of must-have "
+                    "behaviours with rubrics (the golden format)")
+        return None
+
     def data_paths(self, settings: BehaviourSettings) -> dict[str, Path]:
-        return {"behaviour": settings.path}
+        return {} if settings.path is None else {"behaviour": settings.path}
 
     def load_items(self, settings: BehaviourSettings, run: RunView) -> dict[str, list]:
         examples = load_jsonl(run.path(settings.path), kind="golden")

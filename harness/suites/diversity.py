@@ -18,7 +18,17 @@ from harness.metrics import diversity
 from harness.roles import BASE, CANDIDATE, CHAMPION
 from harness.settings import Section
 from harness.store.results import example_record
-from harness.suites.api import PASSED, Evaluation, ItemCheck, RunView, Suite, SuiteSettings, unknown_gate
+from harness.suites.api import (
+    PASSED,
+    Evaluation,
+    ItemCheck,
+    Mover,
+    RunView,
+    Suite,
+    SuiteSettings,
+    movers_from_records,
+    unknown_gate,
+)
 
 
 class DiversityGates(Section):
@@ -30,7 +40,7 @@ class DiversityGates(Section):
 
 class DiversitySettings(SuiteSettings):
     enabled: bool = Field(True, description="Run the diversity (mode-collapse) suite.")
-    path: Path = Field(Path("fixtures/diversity/prompts.jsonl"), description="Open-ended prompts (JSONL).")
+    path: Path = Field(Path("tunegate:diversity/prompts.jsonl"), description="Open-ended prompts (JSONL).")
     samples: int = Field(4, ge=2, le=64, description="Sampled answers per prompt.")
     temperature: float = Field(0.8, gt=0, le=2, description="Sampling temperature.")
     top_p: float = Field(0.95, gt=0, le=1, description="Nucleus sampling mass.")
@@ -78,6 +88,12 @@ class Diversity(Suite[DiversitySettings, DiversityOutcome]):
     """K seeded samples per open-ended prompt: the candidate's within-prompt diversity against base's."""
 
     name = "diversity"
+    failure_mode = "mode collapse"
+
+    def movers(self, gate: str, settings: DiversitySettings, evaluation: Evaluation[DiversityOutcome]) -> list[Mover]:
+        """The prompts whose distinct-2 fell most from the baseline's samples to the candidate's (a prompt
+        has no pass or fail that says how far it collapsed); each side shows its samples."""
+        return movers_from_records(evaluation.records, gate.removeprefix("ratio_"), score="distinct_2")
     settings = DiversitySettings
     params = ("prompt",)
     gates = ("ratio_base", "ratio_champion")

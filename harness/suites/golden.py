@@ -110,6 +110,7 @@ class Golden(Suite[GoldenSettings, RubricOutcome]):
     """Golden set: each example answered by every role and scored by its rubric; gates on the pass rate."""
 
     name = "golden"
+    failure_mode = "task quality and format"
     settings = GoldenSettings
     params = ("example",)
     gates = ("pass_rate", "noninferior_base", "noninferior_champion", "critical")

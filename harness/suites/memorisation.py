@@ -1,9 +1,11 @@
 """Memorisation: prompts from the training data, as written and as a near variant (lower-cased,
 punctuation dropped), and how often the candidate's answer reproduces a run of words distinctive
-of that example's training answer (harness.metrics.memorisation). Base is the control: it never
-saw the data, so its rate is the metric's false-alarm floor."""
+of that example's training answer (harness.metrics.memorisation: not format, not template, not
+copied from the prompt). The base model never saw the data, so a probe it also "reproduces" is a
+false alarm of the metric, not memorisation: the gate counts only the candidate's excess over the base."""
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 
@@ -22,10 +24,14 @@ class MemorisationSettings(SuiteSettings):
     probes: int = Field(30, ge=1, description="Training examples probed, each with its prompt and a near variant.")
     ngram: int = Field(
         8, ge=3, le=64, description="Words in a row that count as verbatim reproduction when the run of words is "
-        "in the example's training answer, not in the prompt, and in no other training answer.",
+        "in the example's training answer, not in the prompt, in no other training answer, and holds a word "
+        "specific to that answer (in neither the prompt nor many other training answers).",
     )
     max_new_tokens: int = Field(72, ge=1, le=4096, description="Generation budget per probe.")
-    max_rate: float = Field(0.3, ge=0, le=1, description="Bar: share of probes that reproduce training text.")
+    max_rate: float = Field(
+        0.3, ge=0, le=1, description="Bar: share of probes whose answer reproduces training text while the base "
+        "model's answer to the same probe does not.",
+    )
 
 
 @dataclass(frozen=True)
@@ -51,23 +57,32 @@ class MemorisationOutcome:
     probes: list[Probe]
     hits: dict[str, list[bool]]  # role -> per probe: the answer reproduced its example's distinctive words
 
+    def excess(self) -> list[bool]:
+        """Per probe: the candidate reproduced training text and the base, which never saw it, did not."""
+        base = self.hits.get(BASE) or [False] * len(self.probes)
+        return [c and not b for c, b in zip(self.hits[CANDIDATE], base)]
+
+
+def probe_sources(train: list[Example], n: int, ngram: int) -> list[tuple[Example, set]]:
+    """At most `n` training examples with distinctive text to probe for, each with its distinctive n-grams."""
+    answers = [ex.target() or "" for ex in train]
+    prompts = [" ".join(m["content"] for m in ex.messages[:-1]) for ex in train]
+    eligible = [(ex, d) for ex, d in zip(train, distinctive_ngrams(answers, prompts, ngram)) if d]
+    return stable_subset(eligible, n, key=lambda pair: pair[0].id)
+
 
 class Memorisation(Suite[MemorisationSettings, MemorisationOutcome]):
     """Training prompts, as written and as a near variant: how often the answer reproduces training text."""
 
     name = "memorisation"
+    failure_mode = "training-data regurgitation"
     settings = MemorisationSettings
     params = ("probe",)
     gates = ("extraction_rate",)
 
     def load_items(self, settings: MemorisationSettings, run: RunView) -> dict[str, list]:
-        train = run.train_examples()
-        answers = [ex.target() for ex in train]
-        prompts = [" ".join(m["content"] for m in ex.messages[:-1]) for ex in train]
-        distinct = distinctive_ngrams(answers, prompts, settings.ngram)
-        eligible = [(ex, d) for ex, d in zip(train, distinct) if d]
         probes = []
-        for ex, d in stable_subset(eligible, settings.probes, key=lambda pair: pair[0].id):
+        for ex, d in probe_sources(run.train_examples(), settings.probes, settings.ngram):
             messages = ex.messages[:-1]
             near = tuple({**m, "content": near_variant(m["content"])} if m["role"] == "user" else m for m in messages)
             for variant, msgs in (("exact", messages), ("near", near)):
@@ -81,37 +96,61 @@ class Memorisation(Suite[MemorisationSettings, MemorisationOutcome]):
     def evaluate(self, settings, items, run) -> Evaluation[MemorisationOutcome]:
         cfg, probes = settings, items["probe"]
         conversations = [p.example.prompt(run.config.data.system_prompt) for p in probes]
-        out, records = {}, []
-        for role, outputs in run.generate(conversations, cfg.max_new_tokens, roles=(BASE, CANDIDATE)).items():
-            out[role] = [reproduces(o, p.distinctive, cfg.ngram) for o, p in zip(outputs, probes)]
-            for p, conv, o, hit in zip(probes, conversations, outputs, out[role]):
+        answers = run.generate(conversations, cfg.max_new_tokens, roles=(BASE, CANDIDATE))
+        hits = {role: [reproduces(o, p.distinctive, cfg.ngram) for o, p in zip(outputs, probes)]
+                for role, outputs in answers.items()}
+        outcome = MemorisationOutcome(probes, hits)
+        counted = {CANDIDATE: outcome.excess(), BASE: hits.get(BASE, [])}
+        records = []
+        for role, outputs in answers.items():
+            for i, (p, conv, o) in enumerate(zip(probes, conversations, outputs)):
+                hit = hits[role][i]
                 records.append(example_record(
-                    suite=self.name, example_id=p.id, role=role, prompt=conv, output=o, passed=not hit,
+                    suite=self.name, example_id=p.id, role=role, prompt=conv, output=o, passed=not counted[role][i],
                     scores={"reproduced": hit}, slice={"variant": p.variant},
-                    reason=f"reproduces {cfg.ngram}+ words of training answer {p.source}" if hit else "",
+                    reason=_reason(role, hit, counted[role][i], cfg.ngram, p.source),
                 ))
         metrics = {
             role: {"extraction_rate": _rate(h),
-                   "by_variant": {v: _rate([x for x, p in zip(h, probes) if p.variant == v]) for v in ("exact", "near")},
+                   "by_variant": {v: _rate([x for x, p in zip(h, probes) if p.variant == v])
+                                  for v in ("exact", "near")},
                    "probes": len(h), "ngram": cfg.ngram}
-            for role, h in out.items()
+            for role, h in hits.items()
         }
-        return Evaluation(MemorisationOutcome(probes, out), records, metrics)
+        if CANDIDATE in metrics:
+            metrics[CANDIDATE]["excess_over_base"] = _rate(outcome.excess())
+        return Evaluation(outcome, records, metrics)
 
     def check(self, param, item, settings, evaluation) -> ItemCheck:
-        """xfail when the answer reproduces training text (the gate bounds the rate)."""
+        """xfail when the answer reproduces training text that the base's answer does not (the gate bounds
+        the rate); a run the base reproduces too is a false alarm of the metric, so it passes."""
         outcome = evaluation.outcome
-        if outcome.hits[CANDIDATE][outcome.probes.index(item)]:
+        if outcome.excess()[outcome.probes.index(item)]:
             return ItemCheck("xfail", f"reproduces a distinctive run of words from training example {item.source}")
         return PASSED
 
     def gate(self, name, settings, evaluation) -> GateResult:
+        """A ceiling on the share of probes where the candidate reproduces training text and the base does not."""
         if name != "extraction_rate":
             raise unknown_gate(self, name)
-        hits, full = evaluation.outcome.hits, self.gate_name(name)
-        if not hits[CANDIDATE]:
+        outcome, full = evaluation.outcome, self.gate_name(name)
+        if not outcome.probes:
             return GateResult(full, self.name, "absolute", None, None,
-                              detail="no training answer has a distinctive run of words to probe for")
-        return absolute_gate(full, self.name, hits[CANDIDATE], settings.max_rate,
-                             what="share of probes reproducing training text", higher_is_better=False,
-                             base_value=_rate(hits.get(BASE, [])))
+                              detail="n/a: no training answer has text of its own to probe for (every run of "
+                                     f"{settings.ngram} words is format shared by other answers or copied from the "
+                                     "prompt)")
+        result = absolute_gate(full, self.name, outcome.excess(), settings.max_rate,
+                               what="share of probes reproducing training text that the base does not",
+                               higher_is_better=False, base_value=_rate(outcome.hits.get(BASE, [])))
+        raw = _rate(outcome.hits[CANDIDATE])
+        return dataclasses.replace(result, detail=f"{result.detail} [candidate reproduces on {raw:.3f} of "
+                                                  f"{len(outcome.probes)} probes]")
+
+
+def _reason(role: str, hit: bool, counted: bool, ngram: int, source: str) -> str:
+    if not hit:
+        return ""
+    what = f"reproduces {ngram}+ words of training answer {source}"
+    if role == BASE:
+        return f"{what}: a false alarm, the base never saw the training data"
+    return what if counted else f"{what}, as the base does: not counted"

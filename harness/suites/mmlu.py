@@ -25,9 +25,9 @@ from harness.suites.api import PASSED, Evaluation, ItemCheck, RunView, Suite, Su
 
 class MMLUSettings(SuiteSettings):
     enabled: bool = Field(True, description="Run the MMLU slice (general-knowledge forgetting).")
-    path: Path = Field(Path("fixtures/mmlu/mmlu.jsonl"), description="Questions: JSONL with subject, question, "
+    path: Path = Field(Path("tunegate:mmlu/mmlu.jsonl"), description="Questions: JSONL with subject, question, "
                        "choices (4) and answer (index).")
-    dev_path: Path = Field(Path("fixtures/mmlu/dev.jsonl"), description="Solved examples for k-shot prompts.")
+    dev_path: Path = Field(Path("tunegate:mmlu/dev.jsonl"), description="Solved examples for k-shot prompts.")
     subjects: tuple[str, ...] | None = Field(None, description="Subjects to use; None uses every subject in `path`.")
     per_subject: int | None = Field(
         None, ge=1, description="At most this many questions per subject (the first ones); None uses all. The "
@@ -108,6 +108,7 @@ class MMLU(Suite[MMLUSettings, MMLUOutcome]):
     """General knowledge by log-likelihood: per-subject accuracy, gated against base and champion."""
 
     name = "mmlu"
+    failure_mode = "forgetting"
     settings = MMLUSettings
     params = ("subject",)
     gates = ("noninferior_base", "noninferior_champion")

@@ -137,6 +137,7 @@ class JudgeSuite(Suite[JudgeSettings, JudgeOutcome]):
     """LLM-as-judge over the golden set (or its own items); gates only once calibrated."""
 
     name = NAME
+    failure_mode = "quality as judged by a model"
     settings = JudgeSettings
     params = ("example",)
     gates = ("pass_rate", "noninferior_base", "noninferior_champion", "pairwise_base", "pairwise_champion")
